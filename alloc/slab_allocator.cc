@@ -1,0 +1,570 @@
+#include "alloc/slab_allocator.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SISU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SISU_ASAN 1
+#endif
+#endif
+
+#ifdef SISU_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace sisu {
+namespace {
+
+#ifdef SISU_ASAN
+void poison(const void* p, std::size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+void unpoison(const void* p, std::size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+bool is_poisoned(const void* p) { return __asan_address_is_poisoned(p) != 0; }
+#else
+void poison(const void*, std::size_t) {}
+void unpoison(const void*, std::size_t) {}
+bool is_poisoned(const void*) { return false; }
+#endif
+
+constexpr std::uint64_t kSlabMagic = 0x534c41425f534953ULL;  // "SIS_BALS"
+
+// A thread keeps up to this many bytes per class (between 1 and 32 blocks) before it returns
+// half of them. 64 KiB holds 32 blocks of the small classes, which absorbs the alloc/free
+// ping-pong of a map that splits and merges, and one or two of the largest ones.
+constexpr std::size_t kCacheBytesPerClass = std::size_t{64} << 10;
+constexpr std::uint32_t kMaxCacheBlocks = 32;
+
+constexpr std::size_t class_index_unchecked(std::size_t bytes) {
+  if (bytes <= 512) return (bytes + 63) / 64 - 1;
+  const std::size_t lg = std::bit_width(bytes - 1) - 1;  // floor(log2(bytes - 1)) >= 9
+  return 8 + (lg - 9) * 4 + ((bytes - 1) >> (lg - 2)) - 4;
+}
+
+constexpr std::size_t block_bytes_unchecked(std::size_t c) {
+  if (c < 8) return (c + 1) * 64;
+  const std::size_t group = (c - 8) / 4;
+  const std::size_t step = (c - 8) % 4 + 1;
+  return (std::size_t{512} << group) + step * (std::size_t{128} << group);
+}
+
+static_assert(block_bytes_unchecked(SlabAllocator::kNumClasses - 1) ==
+                  SlabAllocator::kMaxBlockBytes,
+              "the last class is the largest block served");
+static_assert(class_index_unchecked(SlabAllocator::kMaxBlockBytes) ==
+              SlabAllocator::kNumClasses - 1);
+static_assert(class_index_unchecked(513) == 8 && block_bytes_unchecked(8) == 640);
+static_assert(block_bytes_unchecked(8) % SlabAllocator::kAlignment == 0,
+              "the smallest step above 512 B (128 B) keeps blocks cache-line aligned");
+
+std::uint32_t cache_capacity(std::size_t c) {
+  const std::size_t n = kCacheBytesPerClass / block_bytes_unchecked(c);
+  return static_cast<std::uint32_t>(std::clamp<std::size_t>(n, 1, kMaxCacheBlocks));
+}
+
+[[noreturn]] void die(const char* what, const void* p, std::size_t bytes) {
+  std::fprintf(stderr, "sisu::SlabAllocator: %s (block %p, %zu bytes)\n", what, p, bytes);
+  std::abort();
+}
+
+}  // namespace
+
+// The first kSlabHeaderBytes of every slab.
+struct SlabAllocator::Slab {
+  std::uint64_t magic;
+  const SlabAllocator* owner;
+  Slab* prev;  // in its class's list of slabs that have a free block
+  Slab* next;
+  void* free_list;  // freed blocks, linked through their first 8 bytes
+  std::uint32_t class_index;
+  std::uint32_t capacity;  // blocks in this slab
+  std::uint32_t carved;    // blocks [0, carved) have been handed out at least once
+  std::uint32_t in_use;    // blocks out of the slab: with callers or in thread caches
+  bool listed;             // in the class's list (in_use < capacity)
+};
+
+struct alignas(64) SlabAllocator::ClassState {
+  std::mutex mu;
+  // Slabs with at least one free block: partly used ones first, wholly empty ones at the back,
+  // so allocation fills used slabs and empty ones stay empty long enough to be released.
+  Slab* head = nullptr;
+  Slab* tail = nullptr;
+  std::unordered_set<const Slab*> slabs;  // all of this class's slabs, to validate frees
+  std::size_t empty_slabs = 0;
+  std::size_t blocks_out = 0;  // sum of in_use
+  std::size_t capacity = 0;    // sum of capacity
+
+  void push_front(Slab* s) {
+    s->prev = nullptr;
+    s->next = head;
+    (head ? head->prev : tail) = s;
+    head = s;
+    s->listed = true;
+  }
+  void push_back(Slab* s) {
+    s->next = nullptr;
+    s->prev = tail;
+    (tail ? tail->next : head) = s;
+    tail = s;
+    s->listed = true;
+  }
+  void remove(Slab* s) {
+    (s->prev ? s->prev->next : head) = s->next;
+    (s->next ? s->next->prev : tail) = s->prev;
+    s->prev = s->next = nullptr;
+    s->listed = false;
+  }
+};
+
+// One thread's cache for one allocator. Only the owning thread touches items; count is atomic
+// so that stats() on another thread may read it.
+struct SlabAllocator::ThreadCache {
+  struct Bin {
+    void** items = nullptr;
+    std::atomic<std::uint32_t> count{0};
+    std::uint32_t capacity = 0;
+  };
+  Bin bins[kNumClasses];
+  std::unique_ptr<void*[]> storage;
+
+  ThreadCache() {
+    std::size_t total = 0;
+    for (std::size_t c = 0; c < kNumClasses; ++c) total += cache_capacity(c);
+    storage = std::make_unique<void*[]>(total);
+    void** next = storage.get();
+    for (std::size_t c = 0; c < kNumClasses; ++c) {
+      bins[c].items = next;
+      bins[c].capacity = cache_capacity(c);
+      next += bins[c].capacity;
+    }
+  }
+};
+
+struct SlabAllocator::CacheList {
+  std::mutex mu;
+  std::unordered_set<ThreadCache*> caches;
+};
+
+// --- per-thread state ----------------------------------------------------------------------
+//
+// Fast path: a trivially constructed thread_local pair (owner id, cache) remembers the cache
+// used last. Allocator ids are never reused, so an entry for a destroyed allocator can never
+// match a new one. The slow path keeps every cache of this thread in ThreadCacheList, whose
+// destructor (at thread exit) hands the caches back to the allocators that are still alive.
+
+namespace {
+thread_local std::uint64_t tls_owner = 0;
+thread_local void* tls_cache = nullptr;
+thread_local bool tls_exited = false;  // set once this thread's caches were released
+}  // namespace
+
+struct ThreadCacheRegistry {
+  std::mutex mu;
+  std::unordered_map<std::uint64_t, SlabAllocator*> live;
+  std::uint64_t next_id = 1;
+
+  static ThreadCacheRegistry& get() {
+    static auto* registry = new ThreadCacheRegistry;  // leaked: outlives every thread exit
+    return *registry;
+  }
+
+  std::uint64_t add(SlabAllocator* a) {
+    std::lock_guard lock(mu);
+    const std::uint64_t id = next_id++;
+    live.emplace(id, a);
+    return id;
+  }
+  void remove(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    live.erase(id);
+  }
+
+  using Entries = std::vector<std::pair<std::uint64_t, SlabAllocator::ThreadCache*>>;
+
+  // At thread exit. Holding mu keeps each allocator alive while its cache goes back to it.
+  void release(Entries& entries) {
+    std::lock_guard lock(mu);
+    for (auto& [id, tc] : entries) {
+      if (auto it = live.find(id); it != live.end()) it->second->release_thread_cache(tc);
+    }
+    entries.clear();
+  }
+  // Drops entries whose allocator is gone (their caches went with it).
+  void prune(Entries& entries) {
+    std::lock_guard lock(mu);
+    std::erase_if(entries, [&](const auto& e) { return !live.contains(e.first); });
+  }
+};
+
+namespace {
+struct ThreadCacheList {
+  ThreadCacheRegistry::Entries entries;
+  ~ThreadCacheList() {
+    tls_exited = true;  // a later thread_local destructor that frees goes to the slabs directly
+    tls_owner = 0;
+    tls_cache = nullptr;
+    ThreadCacheRegistry::get().release(entries);
+  }
+};
+thread_local ThreadCacheList tls_list;
+}  // namespace
+
+// --- sizes ---------------------------------------------------------------------------------
+
+std::size_t SlabAllocator::class_index(std::size_t bytes) {
+  if (bytes == 0 || bytes > kMaxBlockBytes) {
+    throw std::invalid_argument("sisu::SlabAllocator: block size " + std::to_string(bytes) +
+                                " is not served (sizes 1.." + std::to_string(kMaxBlockBytes) +
+                                " are)");
+  }
+  return class_index_unchecked(bytes);
+}
+
+std::size_t SlabAllocator::class_block_bytes(std::size_t class_index) {
+  if (class_index >= kNumClasses) {
+    throw std::invalid_argument("sisu::SlabAllocator: no size class " +
+                                std::to_string(class_index));
+  }
+  return block_bytes_unchecked(class_index);
+}
+
+std::size_t SlabAllocator::slab_bytes(std::size_t c) const noexcept {
+  return std::max(options_.slab_bytes, std::bit_ceil(16 * block_bytes_unchecked(c)));
+}
+
+// --- lifetime ------------------------------------------------------------------------------
+
+namespace {
+const SlabAllocator::Options& validated(const SlabAllocator::Options& o) {
+  if (!std::has_single_bit(o.slab_bytes) || o.slab_bytes < (std::size_t{64} << 10) ||
+      o.slab_bytes > (std::size_t{1} << 30)) {
+    throw std::invalid_argument(
+        "sisu::SlabAllocator: slab_bytes must be a power of two in [64 KiB, 1 GiB]");
+  }
+  return o;
+}
+}  // namespace
+
+SlabAllocator::SlabAllocator(const Options& options)
+    : options_(validated(options)),
+      id_(ThreadCacheRegistry::get().add(this)),
+      classes_(std::make_unique<ClassState[]>(kNumClasses)),
+      caches_(std::make_unique<CacheList>()) {}
+
+SlabAllocator::~SlabAllocator() {
+  // After this no exiting thread can reach us; a thread in release() finished before it.
+  ThreadCacheRegistry::get().remove(id_);
+  for (ThreadCache* tc : caches_->caches) delete tc;
+  for (std::size_t c = 0; c < kNumClasses; ++c) {
+    for (const Slab* s : classes_[c].slabs) unmap_slab(const_cast<Slab*>(s));
+  }
+}
+
+SlabAllocator& SlabAllocator::global() {
+  static auto* global = new SlabAllocator();  // never destroyed: see the header
+  return *global;
+}
+
+// --- slabs ---------------------------------------------------------------------------------
+
+SlabAllocator::Slab* SlabAllocator::map_slab(std::size_t c) {
+  static_assert(sizeof(Slab) <= kSlabHeaderBytes, "the header fits before the first block");
+  const std::size_t size = slab_bytes(c);
+  std::size_t reserved = bytes_reserved_.load(std::memory_order_relaxed);
+  do {
+    if (size > options_.max_reserved_bytes - std::min(reserved, options_.max_reserved_bytes)) {
+      throw std::bad_alloc();
+    }
+  } while (!bytes_reserved_.compare_exchange_weak(reserved, reserved + size,
+                                                  std::memory_order_relaxed));
+  // Map twice the size and cut it down to an aligned slab, so that a block finds its slab by
+  // masking its address.
+  void* raw = mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    bytes_reserved_.fetch_sub(size, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
+  const auto begin = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (begin + size - 1) & ~(std::uintptr_t{size} - 1);
+  if (aligned > begin) munmap(raw, aligned - begin);
+  if (const std::uintptr_t end = begin + 2 * size; end > aligned + size) {
+    munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
+  }
+  auto* s = reinterpret_cast<Slab*>(aligned);
+  const std::size_t block = block_bytes_unchecked(c);
+  *s = Slab{kSlabMagic,
+            this,
+            nullptr,
+            nullptr,
+            nullptr,
+            static_cast<std::uint32_t>(c),
+            static_cast<std::uint32_t>((size - kSlabHeaderBytes) / block),
+            0,
+            0,
+            false};
+  ClassState& cs = classes_[c];
+  try {
+    cs.slabs.insert(s);
+  } catch (...) {
+    munmap(s, size);
+    bytes_reserved_.fetch_sub(size, std::memory_order_relaxed);
+    throw;
+  }
+  poison(reinterpret_cast<char*>(s) + kSlabHeaderBytes, size - kSlabHeaderBytes);
+  cs.push_back(s);
+  cs.empty_slabs++;
+  cs.capacity += s->capacity;
+  slabs_mapped_total_.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void SlabAllocator::unmap_slab(Slab* s) noexcept {
+  const std::size_t size = slab_bytes(s->class_index);
+  unpoison(s, size);  // the address range may later be mapped for something else
+  munmap(s, size);
+  bytes_reserved_.fetch_sub(size, std::memory_order_relaxed);
+  slabs_released_total_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::size_t SlabAllocator::take_blocks(std::size_t c, void** out, std::size_t n) {
+  ClassState& cs = classes_[c];
+  const std::size_t block = block_bytes_unchecked(c);
+  std::lock_guard lock(cs.mu);
+  std::size_t got = 0;
+  while (got < n) {
+    Slab* s = cs.head;
+    if (s == nullptr) {
+      if (got > 0) break;  // enough to go on with; map a slab only when nothing is left
+      s = map_slab(c);     // throws with nothing changed
+    }
+    if (s->in_use == 0) cs.empty_slabs--;
+    while (got < n && s->in_use < s->capacity) {
+      void* p;
+      if (s->free_list != nullptr) {
+        p = s->free_list;
+        unpoison(p, sizeof(void*));
+        s->free_list = *static_cast<void**>(p);
+        poison(p, sizeof(void*));
+      } else {
+        p = reinterpret_cast<char*>(s) + kSlabHeaderBytes + std::size_t{s->carved++} * block;
+      }
+      s->in_use++;
+      out[got++] = p;
+    }
+    if (s->in_use == s->capacity) cs.remove(s);
+  }
+  cs.blocks_out += got;
+  return got;
+}
+
+void SlabAllocator::return_blocks(std::size_t c, void* const* blocks, std::size_t n) noexcept {
+  ClassState& cs = classes_[c];
+  const std::size_t block = block_bytes_unchecked(c);
+  const std::uintptr_t slab_mask = ~(std::uintptr_t{slab_bytes(c)} - 1);
+  std::lock_guard lock(cs.mu);
+  for (std::size_t i = 0; i < n; ++i) {
+    void* p = blocks[i];
+    auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(p) & slab_mask);
+    const std::size_t offset = static_cast<std::size_t>(static_cast<char*>(p) -
+                                                        reinterpret_cast<char*>(s));
+    if (!cs.slabs.contains(s) || offset < kSlabHeaderBytes ||
+        (offset - kSlabHeaderBytes) % block != 0 ||
+        (offset - kSlabHeaderBytes) / block >= s->carved || s->in_use == 0) {
+      die("deallocate of a block this allocator did not hand out in this size class", p,
+          block);
+    }
+    unpoison(p, sizeof(void*));
+    *static_cast<void**>(p) = s->free_list;
+    poison(p, sizeof(void*));
+    s->free_list = p;
+    if (!s->listed) cs.push_front(s);
+    if (--s->in_use == 0) {
+      cs.remove(s);
+      if (cs.empty_slabs >= options_.empty_slabs_kept) {
+        cs.slabs.erase(s);
+        cs.capacity -= s->capacity;
+        unmap_slab(s);
+      } else {
+        cs.push_back(s);
+        cs.empty_slabs++;
+      }
+    }
+  }
+  cs.blocks_out -= n;
+}
+
+// --- thread caches -------------------------------------------------------------------------
+
+SlabAllocator::ThreadCache* SlabAllocator::thread_cache() noexcept {
+  if (tls_owner == id_) return static_cast<ThreadCache*>(tls_cache);
+  return attach_thread_cache();
+}
+
+SlabAllocator::ThreadCache* SlabAllocator::attach_thread_cache() noexcept {
+  if (tls_exited) return nullptr;
+  ThreadCache* tc = nullptr;
+  for (auto& [id, cache] : tls_list.entries) {
+    if (id == id_) tc = cache;
+  }
+  if (tc == nullptr) {
+    try {
+      if (tls_list.entries.size() >= 8) ThreadCacheRegistry::get().prune(tls_list.entries);
+      auto owned = std::make_unique<ThreadCache>();
+      tls_list.entries.reserve(tls_list.entries.size() + 1);
+      {
+        std::lock_guard lock(caches_->mu);
+        caches_->caches.insert(owned.get());
+      }
+      tc = owned.release();
+      tls_list.entries.emplace_back(id_, tc);  // cannot throw: reserved above
+    } catch (...) {
+      return nullptr;  // out of memory for a cache: go to the slabs directly
+    }
+  }
+  tls_owner = id_;
+  tls_cache = tc;
+  return tc;
+}
+
+void SlabAllocator::release_thread_cache(ThreadCache* tc) noexcept {
+  for (std::size_t c = 0; c < kNumClasses; ++c) flush(tc, c, tc->bins[c].count.load());
+  std::lock_guard lock(caches_->mu);
+  caches_->caches.erase(tc);
+  delete tc;
+}
+
+void SlabAllocator::flush(ThreadCache* tc, std::size_t c, std::size_t n) noexcept {
+  ThreadCache::Bin& bin = tc->bins[c];
+  const std::uint32_t count = bin.count.load(std::memory_order_relaxed);
+  n = std::min<std::size_t>(n, count);
+  if (n == 0) return;
+  // Return the oldest blocks (the bottom of the stack) and keep the recently freed, cache-warm
+  // ones for the next allocation.
+  return_blocks(c, bin.items, n);
+  std::copy(bin.items + n, bin.items + count, bin.items);
+  bin.count.store(static_cast<std::uint32_t>(count - n), std::memory_order_relaxed);
+}
+
+void SlabAllocator::flush_thread_cache() noexcept {
+  if (ThreadCache* tc = thread_cache()) {
+    for (std::size_t c = 0; c < kNumClasses; ++c) flush(tc, c, kMaxCacheBlocks);
+  }
+}
+
+// --- allocate / deallocate -----------------------------------------------------------------
+
+void* SlabAllocator::allocate(std::size_t bytes) {
+  const std::size_t c = class_index(bytes);
+  const std::size_t block = block_bytes_unchecked(c);
+  void* p;
+  ThreadCache* tc = thread_cache();
+  if (tc == nullptr) {
+    take_blocks(c, &p, 1);
+  } else {
+    ThreadCache::Bin& bin = tc->bins[c];
+    std::uint32_t count = bin.count.load(std::memory_order_relaxed);
+    if (count == 0) {
+      count = static_cast<std::uint32_t>(take_blocks(c, bin.items, (bin.capacity + 1) / 2));
+    }
+    p = bin.items[--count];
+    bin.count.store(count, std::memory_order_relaxed);
+  }
+  unpoison(p, block);
+  return p;
+}
+
+void SlabAllocator::deallocate(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  if (bytes == 0 || bytes > kMaxBlockBytes) die("deallocate with a size never served", p, bytes);
+  const std::size_t c = class_index_unchecked(bytes);
+  const std::size_t block = block_bytes_unchecked(c);
+  if (is_poisoned(p)) die("double free (the block is already free)", p, bytes);
+  poison(p, block);
+  ThreadCache* tc = thread_cache();
+  if (tc == nullptr) {
+    return_blocks(c, &p, 1);
+    return;
+  }
+  ThreadCache::Bin& bin = tc->bins[c];
+  if (bin.count.load(std::memory_order_relaxed) == bin.capacity) {
+    flush(tc, c, (bin.capacity + 1) / 2);
+  }
+  const std::uint32_t count = bin.count.load(std::memory_order_relaxed);
+  bin.items[count] = p;
+  bin.count.store(count + 1, std::memory_order_relaxed);
+}
+
+std::size_t SlabAllocator::trim() noexcept {
+  flush_thread_cache();
+  std::size_t released = 0;
+  for (std::size_t c = 0; c < kNumClasses; ++c) {
+    ClassState& cs = classes_[c];
+    std::lock_guard lock(cs.mu);
+    while (cs.tail != nullptr && cs.tail->in_use == 0) {
+      Slab* s = cs.tail;
+      cs.remove(s);
+      cs.slabs.erase(s);
+      cs.empty_slabs--;
+      cs.capacity -= s->capacity;
+      released += slab_bytes(c);
+      unmap_slab(s);
+    }
+  }
+  return released;
+}
+
+// --- stats ---------------------------------------------------------------------------------
+
+SlabStats SlabAllocator::stats() const {
+  std::size_t cached[kNumClasses] = {};
+  SlabStats out;
+  {
+    std::lock_guard lock(caches_->mu);
+    out.thread_caches = caches_->caches.size();
+    for (const ThreadCache* tc : caches_->caches) {
+      for (std::size_t c = 0; c < kNumClasses; ++c) {
+        cached[c] += tc->bins[c].count.load(std::memory_order_relaxed);
+      }
+    }
+  }
+  for (std::size_t c = 0; c < kNumClasses; ++c) {
+    ClassState& cs = classes_[c];
+    SlabClassStats cls;
+    {
+      std::lock_guard lock(cs.mu);
+      if (cs.slabs.empty()) continue;
+      cls.slabs = cs.slabs.size();
+      cls.empty_slabs = cs.empty_slabs;
+      cls.blocks_free = cs.capacity - cs.blocks_out;
+      // A block moves between a cache and a slab under both counts' feet: clamp, not wrap.
+      cls.blocks_cached = std::min(cached[c], cs.blocks_out);
+      cls.blocks_in_use = cs.blocks_out - cls.blocks_cached;
+    }
+    cls.block_bytes = block_bytes_unchecked(c);
+    cls.slab_bytes = slab_bytes(c);
+    out.bytes_in_use += cls.blocks_in_use * cls.block_bytes;
+    out.bytes_cached += cls.blocks_cached * cls.block_bytes;
+    out.bytes_free += cls.blocks_free * cls.block_bytes;
+    out.slabs += cls.slabs;
+    out.classes.push_back(cls);
+  }
+  out.bytes_reserved = bytes_reserved_.load(std::memory_order_relaxed);
+  out.slabs_mapped_total = slabs_mapped_total_.load(std::memory_order_relaxed);
+  out.slabs_released_total = slabs_released_total_.load(std::memory_order_relaxed);
+  return out;
+}
+
+}  // namespace sisu

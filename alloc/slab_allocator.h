@@ -1,0 +1,154 @@
+// SlabAllocator: fixed-size, 64-byte aligned blocks in a set of size classes, carved from large
+// slabs mapped from the OS. It serves the ExtendibleHashMap's small tables: a map grows by
+// many equal-sized blocks and frees them as it shrinks or dies, so a block freed by one map is
+// exactly what the next map (on any thread) asks for.
+//
+//   thread A                 thread B             (one cache per thread per allocator)
+//   +-------------------+    +-------------------+
+//   | bin[c]: p p p p   |    | bin[c]: p p       |  allocate/deallocate: push/pop, no lock
+//   +---------+---------+    +---------+---------+
+//             | refill / flush half a bin (takes the class lock)
+//   +---------v-------------------------v---------+
+//   | class c: mutex, list of slabs with free blocks (fullest first, empty slabs last)  |
+//   +---------+-----------------------------------+
+//             |
+//   slab (slab_bytes(c), aligned to its own size, so a block finds its slab by masking):
+//   +--------+-------+-------+-------+-----  ------+------------------+
+//   | header | block | block | block |   ...      | never carved yet |
+//   +--------+-------+-------+-------+-----  ------+------------------+
+//    64 B     free blocks of a slab form a list threaded through their first 8 bytes
+//
+// Size classes: every multiple of 64 up to 512 B, then four classes per power of two up to
+// kMaxBlockBytes (640, 768, 896, 1024, 1280, ...): at most 25% of a block is rounding waste,
+// and sizes stay multiples of 64 so every block is cache-line aligned.
+//
+// Memory goes back: a slab whose blocks are all free again is kept while its class holds fewer
+// than Options::empty_slabs_kept empty slabs, and unmapped beyond that; trim() unmaps every
+// empty slab now. Blocks sitting in thread caches keep their slab alive; flush_thread_cache()
+// returns the calling thread's, and a thread's cache is returned when the thread exits.
+//
+// Under AddressSanitizer every free block (in a thread cache or a slab) is poisoned, so a
+// use-after-free into a recycled block is reported, as it would be with malloc.
+//
+// Thread-safety: allocate, deallocate, stats, trim and flush_thread_cache may be called from
+// any number of threads at once. A block may be freed on a thread other than the one that
+// allocated it. The destructor REQUIRES that no other thread is using the allocator.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace sisu {
+
+struct SlabClassStats {
+  std::size_t block_bytes = 0;    // the class's block size
+  std::size_t slab_bytes = 0;     // the size of each of its slabs
+  std::size_t slabs = 0;          // slabs mapped now
+  std::size_t empty_slabs = 0;    // of which every block is free (kept for reuse)
+  std::size_t blocks_in_use = 0;  // handed to callers and not yet freed
+  std::size_t blocks_cached = 0;  // free, in some thread's cache
+  std::size_t blocks_free = 0;    // free, in a slab (carved or not)
+};
+
+// Exact when no other thread is allocating; otherwise each count is some recent value.
+struct SlabStats {
+  std::size_t bytes_reserved = 0;  // mapped from the OS now (slabs, headers included)
+  std::size_t bytes_in_use = 0;    // blocks handed to callers, at their class size
+  std::size_t bytes_cached = 0;    // free blocks in thread caches
+  std::size_t bytes_free = 0;      // free blocks in slabs
+  std::size_t slabs = 0;
+  std::size_t slabs_mapped_total = 0;    // since construction
+  std::size_t slabs_released_total = 0;  // unmapped again since construction
+  std::size_t thread_caches = 0;         // live per-thread caches
+  std::vector<SlabClassStats> classes;   // one per class that has ever mapped a slab
+};
+
+class SlabAllocator {
+ public:
+  static constexpr std::size_t kAlignment = 64;  // a cache line: no two blocks share one
+  static constexpr std::size_t kMaxBlockBytes = std::size_t{256} << 10;
+  static constexpr std::size_t kNumClasses = 8 + 4 * 9;  // 64..512 by 64, then 4 per doubling
+  static constexpr std::size_t kSlabHeaderBytes = 64;
+
+  struct Options {
+    // Smallest slab. Classes whose blocks are large use a larger slab (a power of two holding
+    // at least 15 blocks), so the header and the tail waste stay under 1/16 of a slab.
+    std::size_t slab_bytes = std::size_t{1} << 20;
+    // Empty slabs each class keeps mapped for reuse; more are unmapped at once.
+    std::size_t empty_slabs_kept = 1;
+    // A cap on bytes_reserved; mapping a slab beyond it throws std::bad_alloc.
+    std::size_t max_reserved_bytes = SIZE_MAX;
+  };
+
+  SlabAllocator() : SlabAllocator(Options{}) {}
+  // Throws std::invalid_argument if slab_bytes is not a power of two in [64 KiB, 1 GiB].
+  explicit SlabAllocator(const Options& options);
+  // Unmaps every slab, including blocks still in use.
+  ~SlabAllocator();
+
+  SlabAllocator(const SlabAllocator&) = delete;
+  SlabAllocator& operator=(const SlabAllocator&) = delete;
+
+  // The process-wide allocator that sisu's maps use unless given another. Never destroyed, so
+  // maps with static storage duration may free into it during exit.
+  static SlabAllocator& global();
+
+  // The class that serves `bytes` and its block size.
+  // Throw std::invalid_argument when bytes is 0 or above kMaxBlockBytes.
+  static std::size_t class_index(std::size_t bytes);
+  static std::size_t class_block_bytes(std::size_t class_index);
+  static std::size_t block_bytes_for(std::size_t bytes) {
+    return class_block_bytes(class_index(bytes));
+  }
+
+  // A block of at least `bytes` bytes, aligned to kAlignment, contents unspecified.
+  // Throws std::invalid_argument for a size not served (see class_index) and std::bad_alloc
+  // when the OS (or max_reserved_bytes) refuses a slab; the allocator is unchanged then.
+  void* allocate(std::size_t bytes);
+
+  // REQUIRES: p came from allocate(bytes') of this allocator with bytes' in the same class as
+  // `bytes` (block_bytes_for(bytes') == block_bytes_for(bytes)), and was not freed since.
+  // A null p is ignored. Breaking the requirement is detected when the block reaches its
+  // slab, and aborts with a message rather than corrupting the allocator.
+  void deallocate(void* p, std::size_t bytes) noexcept;
+
+  // Returns the calling thread's cached blocks to their slabs.
+  void flush_thread_cache() noexcept;
+  // Unmaps every empty slab (after flushing the calling thread's cache). Returns bytes unmapped.
+  std::size_t trim() noexcept;
+
+  SlabStats stats() const;
+  const Options& options() const noexcept { return options_; }
+
+ private:
+  struct Slab;
+  struct ClassState;
+  struct ThreadCache;
+  friend struct ThreadCacheRegistry;
+
+  ThreadCache* thread_cache() noexcept;  // the calling thread's; null if it cannot have one
+  ThreadCache* attach_thread_cache() noexcept;
+  // Moves up to n blocks of class c out of the slabs into out; returns how many (>= 1).
+  // Throws std::bad_alloc, with nothing changed, when no block is free and no slab can be mapped.
+  std::size_t take_blocks(std::size_t c, void** out, std::size_t n);
+  void return_blocks(std::size_t c, void* const* blocks, std::size_t n) noexcept;
+  void flush(ThreadCache* tc, std::size_t c, std::size_t n) noexcept;
+  void release_thread_cache(ThreadCache* tc) noexcept;  // at thread exit
+  Slab* map_slab(std::size_t c);
+  void unmap_slab(Slab* slab) noexcept;
+  std::size_t slab_bytes(std::size_t c) const noexcept;
+
+  const Options options_;
+  const std::uint64_t id_;  // unique for the process's lifetime, never reused
+  std::unique_ptr<ClassState[]> classes_;
+  std::atomic<std::size_t> bytes_reserved_{0};
+  std::atomic<std::size_t> slabs_mapped_total_{0};
+  std::atomic<std::size_t> slabs_released_total_{0};
+  struct CacheList;
+  std::unique_ptr<CacheList> caches_;  // every live ThreadCache of this allocator
+};
+
+}  // namespace sisu

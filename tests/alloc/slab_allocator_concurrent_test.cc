@@ -140,11 +140,14 @@ TEST(SlabAllocatorConcurrent, AllocatorsAndThreadsEndInAnyOrder) {
     auto a = std::make_unique<SlabAllocator>();
     std::mutex mu;
     std::condition_variable cv;
+    bool attached = false;
     bool destroyed = false;
     std::thread lingering([&] {
       void* p = a->allocate(1000);
       a->deallocate(p, 1000);  // this thread now has a cache in *a
       std::unique_lock lock(mu);
+      attached = true;
+      cv.notify_all();
       cv.wait(lock, [&] { return destroyed; });
       // *a is gone; a new allocator must give this thread a new cache.
       SlabAllocator b;
@@ -153,11 +156,12 @@ TEST(SlabAllocatorConcurrent, AllocatorsAndThreadsEndInAnyOrder) {
     std::thread short_lived([&] { a->deallocate(a->allocate(2000), 2000); });
     short_lived.join();
     {
-      std::lock_guard lock(mu);
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return attached; });
       a.reset();
       destroyed = true;
     }
-    cv.notify_one();
+    cv.notify_all();
     lingering.join();
   }
 }

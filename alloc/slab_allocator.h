@@ -22,10 +22,15 @@
 // kMaxBlockBytes (640, 768, 896, 1024, 1280, ...): at most 25% of a block is rounding waste,
 // and sizes stay multiples of 64 so every block is cache-line aligned.
 //
+// Caches: a thread keeps up to 1 MiB (at most 128 blocks) of free blocks per class and 4 MiB in
+// all, enough for its maps' tables to stay on its core; each class also keeps a transfer array
+// (about 1 MiB of block pointers) that caches flush into and refill from under a short lock.
+//
 // Memory goes back: a slab whose blocks are all free again is kept while its class holds fewer
 // than Options::empty_slabs_kept empty slabs, and unmapped beyond that; trim() unmaps every
-// empty slab now. Blocks sitting in thread caches keep their slab alive; flush_thread_cache()
-// returns the calling thread's, and a thread's cache is returned when the thread exits.
+// empty slab now. Blocks sitting in caches keep their slab alive: flush_thread_cache() returns
+// the calling thread's to their slabs, trim() also empties the transfer arrays, and a thread's
+// cache goes back to the slabs when the thread exits.
 //
 // Under AddressSanitizer every free block (in a thread cache or a slab) is poisoned, so a
 // use-after-free into a recycled block is reported, as it would be with malloc.
@@ -134,8 +139,13 @@ class SlabAllocator {
   // Moves up to n blocks of class c out of the slabs into out; returns how many (>= 1).
   // Throws std::bad_alloc, with nothing changed, when no block is free and no slab can be mapped.
   std::size_t take_blocks(std::size_t c, void** out, std::size_t n);
-  void return_blocks(std::size_t c, void* const* blocks, std::size_t n) noexcept;
-  void flush(ThreadCache* tc, std::size_t c, std::size_t n) noexcept;
+  // Returns blocks to class c: into its transfer array while there is room, unless to_slabs,
+  // and the rest to their slabs. Aborts on a block this allocator does not own in class c.
+  void return_blocks(std::size_t c, void* const* blocks, std::size_t n, bool to_slabs) noexcept;
+  // REQUIRES: class c's lock is held. Returns the bytes of slabs it unmapped.
+  std::size_t return_to_slabs(std::size_t c, void* const* blocks, std::size_t n) noexcept;
+  void check_owned(std::size_t c, const void* p) const noexcept;
+  void flush(ThreadCache* tc, std::size_t c, std::size_t n, bool to_slabs) noexcept;
   void release_thread_cache(ThreadCache* tc) noexcept;  // at thread exit
   Slab* map_slab(std::size_t c);
   void unmap_slab(Slab* slab) noexcept;

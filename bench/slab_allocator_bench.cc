@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 #include "alloc/slab_allocator.h"
@@ -22,6 +23,7 @@
 #endif
 
 extern "C" {
+void* __libc_malloc(std::size_t size);
 void* __libc_memalign(std::size_t alignment, std::size_t size);
 void __libc_free(void* p);
 }
@@ -38,6 +40,14 @@ struct SisuSlab {
 
 struct Glibc {
   static void* alloc(std::size_t n) { return __libc_memalign(64, n); }
+  static void free(void* p, std::size_t) { __libc_free(p); }
+  static bool available() { return true; }
+};
+
+// glibc's memalign bypasses its per-thread tcache; plain malloc (16-byte aligned, so not what
+// sisu's tables need) shows glibc at its best.
+struct GlibcUnaligned {
+  static void* alloc(std::size_t n) { return __libc_malloc(n); }
   static void free(void* p, std::size_t) { __libc_free(p); }
   static bool available() { return true; }
 };
@@ -92,6 +102,35 @@ void BM_Churn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Maps that grow and die: allocate kTables tables of the mixed sizes, then free them all. Each
+// iteration is one allocation and one free. Unlike the window churn, a thread's cache cannot
+// hold a whole map, so this exercises the path through the shared slabs.
+template <class A>
+void BM_MapLifecycle(benchmark::State& state) {
+  if (!A::available()) {
+    state.SkipWithError("jemalloc not found at build time (install libjemalloc-dev)");
+    return;
+  }
+  constexpr int kTables = 256;
+  void* tables[kTables];
+  std::size_t i = static_cast<std::size_t>(state.thread_index());
+  for (auto _ : state) {
+    for (int t = 0; t < kTables; ++t) {
+      tables[t] = A::alloc(kMixed[(i + t) % 4]);
+      *static_cast<volatile char*>(tables[t]) = 1;
+    }
+    for (int t = 0; t < kTables; ++t) A::free(tables[t], kMixed[(i + t) % 4]);
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations() * kTables);
+  if constexpr (std::is_same_v<A, SisuSlab>) {
+    if (state.thread_index() == 0) {
+      state.counters["slabs_mapped"] = static_cast<double>(
+          sisu::SlabAllocator::global().stats().slabs_mapped_total);
+    }
+  }
+}
+
 void Sizes(benchmark::internal::Benchmark* b) {
   b->ArgName("bytes")->Arg(1024)->Arg(9216)->Arg(0);  // 0: the four table sizes mixed
   b->Threads(1)->Threads(2)->UseRealTime();
@@ -99,6 +138,13 @@ void Sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_TEMPLATE(BM_Churn, SisuSlab)->Apply(Sizes);
 BENCHMARK_TEMPLATE(BM_Churn, Glibc)->Apply(Sizes);
+BENCHMARK_TEMPLATE(BM_Churn, GlibcUnaligned)->Apply(Sizes);
 BENCHMARK_TEMPLATE(BM_Churn, Jemalloc)->Apply(Sizes);
+
+void Threads(benchmark::internal::Benchmark* b) { b->Threads(1)->Threads(2)->UseRealTime(); }
+BENCHMARK_TEMPLATE(BM_MapLifecycle, SisuSlab)->Apply(Threads);
+BENCHMARK_TEMPLATE(BM_MapLifecycle, Glibc)->Apply(Threads);
+BENCHMARK_TEMPLATE(BM_MapLifecycle, GlibcUnaligned)->Apply(Threads);
+BENCHMARK_TEMPLATE(BM_MapLifecycle, Jemalloc)->Apply(Threads);
 
 }  // namespace

@@ -15,8 +15,6 @@
 #include <unordered_set>
 #include <utility>
 
-#include "util/spin_lock.h"
-
 #if defined(__SANITIZE_ADDRESS__)
 #define SISU_ASAN 1
 #elif defined(__has_feature)
@@ -112,7 +110,7 @@ struct SlabAllocator::Slab {
 };
 
 struct alignas(64) SlabAllocator::ClassState {
-  SpinLock mu;  // held for a pointer copy, or rarely across mmap/munmap
+  std::mutex mu;  // held to copy a batch of pointers, or rarely across mmap/munmap
   // Slabs with at least one free block: partly used ones first, wholly empty ones at the back,
   // so allocation fills used slabs and empty ones stay empty long enough to be released.
   Slab* head = nullptr;
@@ -172,7 +170,7 @@ struct SlabAllocator::ThreadCache {
 };
 
 struct SlabAllocator::CacheList {
-  std::mutex mu;
+  std::mutex mu;  // held to copy a batch of pointers, or rarely across mmap/munmap
   std::unordered_set<ThreadCache*> caches;
 };
 
@@ -190,7 +188,7 @@ thread_local bool tls_exited = false;  // set once this thread's caches were rel
 }  // namespace
 
 struct ThreadCacheRegistry {
-  std::mutex mu;
+  std::mutex mu;  // held to copy a batch of pointers, or rarely across mmap/munmap
   std::unordered_map<std::uint64_t, SlabAllocator*> live;
   std::uint64_t next_id = 1;
 

@@ -170,7 +170,7 @@ struct SlabAllocator::ThreadCache {
 };
 
 struct SlabAllocator::CacheList {
-  std::mutex mu;  // held to copy a batch of pointers, or rarely across mmap/munmap
+  std::mutex mu;
   std::unordered_set<ThreadCache*> caches;
 };
 
@@ -188,7 +188,7 @@ thread_local bool tls_exited = false;  // set once this thread's caches were rel
 }  // namespace
 
 struct ThreadCacheRegistry {
-  std::mutex mu;  // held to copy a batch of pointers, or rarely across mmap/munmap
+  std::mutex mu;
   std::unordered_map<std::uint64_t, SlabAllocator*> live;
   std::uint64_t next_id = 1;
 

@@ -116,8 +116,10 @@ class SlabAllocator {
 
   // REQUIRES: p came from allocate(bytes') of this allocator with bytes' in the same class as
   // `bytes` (block_bytes_for(bytes') == block_bytes_for(bytes)), and was not freed since.
-  // A null p is ignored. Breaking the requirement is detected when the block reaches its
-  // slab, and aborts with a message rather than corrupting the allocator.
+  // A null p is ignored. A block of another SlabAllocator or of another class is detected
+  // when the thread cache hands it back (the slab header is checked) and aborts with a
+  // message rather than corrupting the allocator; a pointer that never came from any slab may
+  // crash instead. A double free is reported under AddressSanitizer.
   void deallocate(void* p, std::size_t bytes) noexcept;
 
   // Returns the calling thread's cached blocks to their slabs.
@@ -152,13 +154,15 @@ class SlabAllocator {
   std::size_t slab_bytes(std::size_t c) const noexcept;
 
   const Options options_;
-  const std::uint64_t id_;  // unique for the process's lifetime, never reused
   std::unique_ptr<ClassState[]> classes_;
   std::atomic<std::size_t> bytes_reserved_{0};
   std::atomic<std::size_t> slabs_mapped_total_{0};
   std::atomic<std::size_t> slabs_released_total_{0};
   struct CacheList;
   std::unique_ptr<CacheList> caches_;  // every live ThreadCache of this allocator
+  // Unique for the process's lifetime, never reused. Declared last: the allocator registers
+  // itself only once everything that can throw has been built.
+  const std::uint64_t id_;
 };
 
 }  // namespace sisu

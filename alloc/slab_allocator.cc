@@ -117,8 +117,8 @@ struct alignas(64) SlabAllocator::ClassState {
   Slab* tail = nullptr;
   std::unordered_set<const Slab*> slabs;  // all of this class's slabs, to validate frees
   std::size_t empty_slabs = 0;
-  std::size_t blocks_out = 0;  // sum of in_use (blocks in the transfer array count as out)
-  std::size_t capacity = 0;    // sum of capacity
+  std::size_t blocks_out = 0;         // sum of in_use (blocks in the transfer array count as out)
+  std::size_t capacity = 0;           // sum of capacity
   std::unique_ptr<void*[]> transfer;  // allocated on first use
   std::size_t transfer_count = 0;
 
@@ -304,8 +304,8 @@ SlabAllocator::Slab* SlabAllocator::map_slab(std::size_t c) {
     if (size > options_.max_reserved_bytes - std::min(reserved, options_.max_reserved_bytes)) {
       throw std::bad_alloc();
     }
-  } while (!bytes_reserved_.compare_exchange_weak(reserved, reserved + size,
-                                                  std::memory_order_relaxed));
+  } while (
+      !bytes_reserved_.compare_exchange_weak(reserved, reserved + size, std::memory_order_relaxed));
   // Map twice the size and cut it down to an aligned slab, so that a block finds its slab by
   // masking its address.
   void* raw = mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -396,8 +396,8 @@ void SlabAllocator::check_owned(std::size_t c, const void* p) const noexcept {
   const std::size_t block = block_bytes_unchecked(c);
   const auto* s = reinterpret_cast<const Slab*>(reinterpret_cast<std::uintptr_t>(p) &
                                                 ~(std::uintptr_t{slab_bytes(c)} - 1));
-  const auto offset = static_cast<std::size_t>(static_cast<const char*>(p) -
-                                               reinterpret_cast<const char*>(s));
+  const auto offset =
+      static_cast<std::size_t>(static_cast<const char*>(p) - reinterpret_cast<const char*>(s));
   if (s->magic != kSlabMagic || s->owner != this || s->class_index != c ||
       offset < kSlabHeaderBytes || (offset - kSlabHeaderBytes) % block != 0 ||
       (offset - kSlabHeaderBytes) / block >= s->capacity) {
@@ -434,8 +434,8 @@ std::size_t SlabAllocator::return_to_slabs(std::size_t c, void* const* blocks,
   for (std::size_t i = 0; i < n; ++i) {
     void* p = blocks[i];
     auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(p) & slab_mask);
-    const auto index = static_cast<std::size_t>(static_cast<char*>(p) -
-                                                reinterpret_cast<char*>(s) - kSlabHeaderBytes) /
+    const auto index = static_cast<std::size_t>(static_cast<char*>(p) - reinterpret_cast<char*>(s) -
+                                                kSlabHeaderBytes) /
                        block;
     if (index >= s->carved || s->in_use == 0) {
       die("deallocate of a block that is already free", p, block);

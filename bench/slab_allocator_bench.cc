@@ -125,8 +125,8 @@ void BM_MapLifecycle(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTables);
   if constexpr (std::is_same_v<A, SisuSlab>) {
     if (state.thread_index() == 0) {
-      state.counters["slabs_mapped"] = static_cast<double>(
-          sisu::SlabAllocator::global().stats().slabs_mapped_total);
+      state.counters["slabs_mapped"] =
+          static_cast<double>(sisu::SlabAllocator::global().stats().slabs_mapped_total);
     }
   }
 }

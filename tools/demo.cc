@@ -22,7 +22,8 @@ void print_stats(const char* when, const sisu::SlabAllocator& slabs) {
 void show_hash() {
   std::printf(
       "1. The default hash, sisu::Hash. An extendible hash map picks a small table by the TOP\n"
-      "   bits of a key's hash, so sequential keys must not share them. Keys 0..7, top 8 bits:\n  ");
+      "   bits of a key's hash, so sequential keys must not share them. Keys 0..7, top 8 bits:\n "
+      " ");
   const sisu::Hash<std::uint64_t> hash(42);  // a fixed seed, so this output is reproducible
   for (std::uint64_t k = 0; k < 8; ++k) std::printf(" %3" PRIu64, hash(k) >> 56);
   std::printf("\n   (the identity hash, std::hash on libstdc++, would give 0 for all eight)\n\n");

@@ -27,8 +27,7 @@ std::uint64_t make_process_seed() noexcept {
   } catch (...) {
     // No entropy device: time and ASLR still differ between processes.
   }
-  seed ^= static_cast<std::uint64_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count());
+  seed ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   seed ^= reinterpret_cast<std::uintptr_t>(&seed);
   return mix64(seed, 0x6a09e667f3bcc908ULL);
 }

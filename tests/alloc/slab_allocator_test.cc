@@ -71,8 +71,7 @@ TEST(SlabAllocatorClasses, SizesNotServedAreRefusedClearly) {
   EXPECT_THROW(SlabAllocator::class_index(0), std::invalid_argument);
   EXPECT_THROW(SlabAllocator::class_index(SlabAllocator::kMaxBlockBytes + 1),
                std::invalid_argument);
-  EXPECT_THROW(SlabAllocator::class_block_bytes(SlabAllocator::kNumClasses),
-               std::invalid_argument);
+  EXPECT_THROW(SlabAllocator::class_block_bytes(SlabAllocator::kNumClasses), std::invalid_argument);
   EXPECT_THROW((void)a.allocate(0), std::invalid_argument);
   try {
     (void)a.allocate(SlabAllocator::kMaxBlockBytes + 1);
@@ -158,8 +157,8 @@ TEST(SlabAllocator, ModelOfLiveBlocks) {
     }
   }
   for (auto& [addr, l] : live) {
-    ASSERT_TRUE(intact(reinterpret_cast<void*>(addr), SlabAllocator::block_bytes_for(l.bytes),
-                       l.tag));
+    ASSERT_TRUE(
+        intact(reinterpret_cast<void*>(addr), SlabAllocator::block_bytes_for(l.bytes), l.tag));
     a.deallocate(reinterpret_cast<void*>(addr), l.bytes);
   }
   EXPECT_EQ(a.stats().bytes_in_use, 0u);

@@ -14,8 +14,7 @@ TEST(Status, OkIsDefaultAndCarriesNothing) {
   EXPECT_EQ(s.code(), Status::Code::kOk);
   EXPECT_EQ(s.to_string(), "OK");
   EXPECT_TRUE(s.message().empty());
-  EXPECT_FALSE(s.is_not_found() || s.is_corruption() || s.is_invalid_argument() ||
-               s.is_io_error());
+  EXPECT_FALSE(s.is_not_found() || s.is_corruption() || s.is_invalid_argument() || s.is_io_error());
 }
 
 TEST(Status, EachFactorySetsExactlyItsCode) {

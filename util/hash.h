@@ -51,6 +51,10 @@ constexpr std::uint64_t mix64(std::uint64_t x, std::uint64_t seed) noexcept {
 // Holds the seed; the base of every sisu hasher.
 class SeededHash {
  public:
+  // Every output bit depends on every input bit, so maps need not mix the hash again
+  // (the trait boost::unordered and sisu's maps look for).
+  using is_avalanching = void;
+
   // Bump when any hash function below changes its output: persisted files record it.
   static constexpr std::uint32_t kVersion = 1;
 

@@ -1,0 +1,210 @@
+// ExtendibleHashMap against absl::flat_hash_map, boost::unordered_flat_map and
+// std::unordered_map, in the same binary, all with the same hasher (sisu::Hash with a fixed
+// seed; boost is told it avalanches so it does not mix again).
+//
+//   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
+//                 them all up, destroy; `times` times per iteration. Reported: ns per key.
+//   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order.
+//   BM_Growth:    insert 4M or 10M keys one by one, timing each: the slowest insert (max) and
+//                 the 99.9th percentile, and the peak memory during growth over the final.
+//   BM_Memory:    bytes per entry at 4M (memory from the map's own accounting for sisu, from a
+//                 counting allocator for the peers).
+// A peer whose library is missing at build time is skipped with a message.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "index/extendible_hash_map.h"
+
+// SISU_HAVE_ABSL and SISU_HAVE_BOOST come from bench/CMakeLists.txt when the peer was found.
+#ifdef SISU_HAVE_ABSL
+#include <absl/container/flat_hash_map.h>
+#endif
+#ifdef SISU_HAVE_BOOST
+#include <boost/unordered/unordered_flat_map.hpp>
+#endif
+
+namespace {
+
+constexpr std::uint64_t kSeed = 0x5eed;
+
+struct BenchHash {
+  using is_avalanching = void;  // boost: the hash is already well mixed
+  std::size_t operator()(std::uint64_t k) const { return sisu::Hash<std::uint64_t>(kSeed)(k); }
+};
+
+// Counts the bytes a peer's allocator holds (current and peak), for the memory benchmarks.
+struct AllocStats {
+  static inline std::size_t current = 0;
+  static inline std::size_t peak = 0;
+  static void reset() { current = peak = 0; }
+};
+template <class T>
+struct CountingAllocator {
+  using value_type = T;
+  CountingAllocator() = default;
+  template <class U>
+  CountingAllocator(const CountingAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    AllocStats::current += n * sizeof(T);
+    AllocStats::peak = std::max(AllocStats::peak, AllocStats::current);
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) {
+    AllocStats::current -= n * sizeof(T);
+    std::allocator<T>().deallocate(p, n);
+  }
+  friend bool operator==(const CountingAllocator&, const CountingAllocator&) { return true; }
+};
+
+using Pair = std::pair<const std::uint64_t, std::uint64_t>;
+
+struct Sisu {
+  using Map = sisu::ExtendibleHashMap<std::uint64_t, std::uint64_t, sisu::Hash<std::uint64_t>>;
+  static Map make() { return Map(0, sisu::Hash<std::uint64_t>(kSeed)); }
+  static std::size_t memory(const Map& m) { return m.memory_bytes(); }
+  static bool available() { return true; }
+};
+#ifdef SISU_HAVE_ABSL
+struct Absl {
+  using Map = absl::flat_hash_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
+                                  CountingAllocator<Pair>>;
+  static Map make() { return Map(); }
+  static std::size_t memory(const Map&) { return AllocStats::current; }
+  static bool available() { return true; }
+};
+#endif
+#ifdef SISU_HAVE_BOOST
+struct Boost {
+  using Map = boost::unordered_flat_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
+                                        CountingAllocator<Pair>>;
+  static Map make() { return Map(); }
+  static std::size_t memory(const Map&) { return AllocStats::current; }
+  static bool available() { return true; }
+};
+#endif
+struct Std {
+  using Map = std::unordered_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
+                                 CountingAllocator<Pair>>;
+  static Map make() { return Map(); }
+  static std::size_t memory(const Map&) { return AllocStats::current; }
+  static bool available() { return true; }
+};
+
+std::vector<std::uint64_t> random_keys(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint64_t> keys(n);
+  for (auto& k : keys) k = rng();
+  return keys;
+}
+
+template <class P>
+void BM_ShortUse(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const auto times = static_cast<std::size_t>(state.range(1));
+  const std::vector<std::uint64_t> keys = random_keys(size, size);
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    for (std::size_t t = 0; t < times; ++t) {
+      auto m = P::make();
+      for (std::uint64_t k : keys) m[k] = k;
+      for (std::uint64_t k : keys) sum += m.find(k)->second;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  state.counters["ns_per_key"] = benchmark::Counter(
+      static_cast<double>(size * times), benchmark::Counter::kIsIterationInvariantRate |
+                                             benchmark::Counter::kInvert);
+  state.counters["ns_per_key"].value *= 1e9;
+}
+
+template <class P>
+void BM_Lookup(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const bool hits = state.range(1) != 0;
+  const std::vector<std::uint64_t> keys = random_keys(size, 1);
+  auto m = P::make();
+  for (std::uint64_t k : keys) m[k] = k;
+  std::vector<std::uint64_t> probe = hits ? keys : random_keys(size, 2);  // 2: all misses
+  std::shuffle(probe.begin(), probe.end(), std::mt19937_64(3));
+  std::size_t i = 0;
+  std::uint64_t found = 0;
+  for (auto _ : state) {
+    found += m.find(probe[i]) != m.end();
+    if (++i == probe.size()) i = 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+
+template <class P>
+void BM_Growth(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const std::vector<std::uint64_t> keys = random_keys(size, 4);
+  std::vector<std::uint32_t> ns(size);
+  double peak_over_final = 0, bytes_per_entry = 0;
+  for (auto _ : state) {
+    AllocStats::reset();
+    std::size_t peak = 0;
+    auto m = P::make();
+    for (std::size_t i = 0; i < size; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      m[keys[i]] = i;
+      const auto t1 = std::chrono::steady_clock::now();
+      ns[i] = static_cast<std::uint32_t>(
+          std::min<std::int64_t>(UINT32_MAX, std::chrono::nanoseconds(t1 - t0).count()));
+      if constexpr (std::is_same_v<P, Sisu>) peak = std::max(peak, P::memory(m));
+    }
+    if constexpr (!std::is_same_v<P, Sisu>) peak = AllocStats::peak;
+    const std::size_t final_bytes = P::memory(m);
+    peak_over_final = static_cast<double>(peak) / static_cast<double>(final_bytes);
+    bytes_per_entry = static_cast<double>(final_bytes) / static_cast<double>(size);
+  }
+  std::sort(ns.begin(), ns.end());
+  state.counters["max_us"] = ns.back() / 1e3;
+  state.counters["p999_us"] = ns[ns.size() * 999 / 1000] / 1e3;
+  state.counters["p50_ns"] = ns[ns.size() / 2];
+  state.counters["peak_over_final"] = peak_over_final;
+  state.counters["bytes_per_entry"] = bytes_per_entry;
+}
+
+void ShortUseArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"size", "times"});
+  for (auto [size, times] : std::initializer_list<std::pair<int, int>>{
+           {7, 10000}, {33, 1000}, {121, 1000}, {795, 1000}, {1092, 1000}, {1976, 200},
+           {2359, 200}, {6215, 200}, {500000, 5}}) {
+    b->Args({size, times});
+  }
+}
+void LookupArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"size", "hit"});
+  for (int size : {4000000, 10000000}) {
+    b->Args({size, 1});
+    b->Args({size, 0});
+  }
+}
+void GrowthArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("size")->Arg(4000000)->Arg(10000000)->Iterations(1)->Unit(benchmark::kMillisecond);
+}
+
+#define SISU_PEER_BENCHMARKS(P)                                      \
+  BENCHMARK_TEMPLATE(BM_ShortUse, P)->Apply(ShortUseArgs);           \
+  BENCHMARK_TEMPLATE(BM_Lookup, P)->Apply(LookupArgs);               \
+  BENCHMARK_TEMPLATE(BM_Growth, P)->Apply(GrowthArgs);
+
+SISU_PEER_BENCHMARKS(Sisu)
+#ifdef SISU_HAVE_ABSL
+SISU_PEER_BENCHMARKS(Absl)
+#endif
+#ifdef SISU_HAVE_BOOST
+SISU_PEER_BENCHMARKS(Boost)
+#endif
+SISU_PEER_BENCHMARKS(Std)
+
+}  // namespace

@@ -1,0 +1,1306 @@
+// ExtendibleHashMap: an extendible hash table. A directory of 2^global_depth slots, indexed by
+// the top bits of a key's hash, points to small open-addressing tables; the map grows by
+// splitting one small table at a time, so no insert ever rehashes the whole map.
+//
+// Layout
+// ------
+//   hash (64 bits):  [ directory bits ... | triehash window ... |     ...     | tophash (8) ]
+//                      63                   just below a table's                7        0
+//                                           local depth
+//
+//   directory (2^global_depth entries of 16 bytes: table, groups, trie base, local depth)
+//   +------+------+------+------+------+------+------+------+
+//   |  A   |  A   |  B   |  C   |  D   |  D   |  D   |  D   |   global depth 3
+//   +------+------+------+------+------+------+------+------+
+//     A: local depth 2 (2 slots), B and C: 3 (1 slot each), D: 1 (4 slots)
+//
+//   small table (one SlabAllocator block):
+//   +-----------+------------------------------------+---------------------------------+
+//   | header 64 | group 0 meta | group 1 meta | ...  | slots: pair<const Key, Value>[] |
+//   +-----------+------------------------------------+---------------------------------+
+//   group meta (32 bytes): 16 tophash bytes, then 16 triehash bytes (see group.h)
+//
+// Each entry keeps 16 bits of its hash:
+// - tophash: the hash's low 8 bits (0 and 1 are reserved for empty and tombstone). A key's
+//   home group is (tophash * groups) >> 8, a function of the stored byte and the table's size
+//   only, so an entry can be placed in a table of any size, or in the other half of a split,
+//   from its metadata alone: growing and splitting never need the key's hash.
+// - triehash: 8 hash bits below those the directory consumed, taken at the table's "trie base"
+//   depth. A split at local depth d sends each entry left or right by bit (7 - (d - base)) of
+//   its triehash, without hashing the key. After kTrieSplits splits the window is used up and
+//   the table's keys are hashed once more (IndexStats::rehashed_keys counts them).
+// A probe compares both bytes at once (SIMD over a group of 16), so a false match needs a
+// 16-bit collision within the probed group.
+//
+// Growth. A full table first grows in place to the next size class of the SlabAllocator
+// (about 1.25x; 2x while the map has a single table, as a small map grows fastest that way),
+// up to kMaxTableBytes; a full table of the largest size splits into two tables, each sized
+// for its half. The directory doubles only when a table at local depth == global depth splits
+// (a copy of the directory). The worst single insert is one table split or grow plus, rarely,
+// that copy. Growth in small steps keeps the load factor between 0.70 and 0.875.
+//
+// Shrink. Tables never move inside erase (erasing while iterating is safe). A later insert
+// into an underfull table shrinks it to a smaller class, or merges it with its buddy when both
+// fit in half a largest table; the directory halves when no table uses its last bit. The gap
+// between the thresholds (grow at 7/8 full, shrink below 1/4) keeps an insert/erase cycle at a
+// boundary from thrashing. clear(), reserve() and shrink_to_fit() also tidy up.
+//
+// Hostile hashes. When a split would leave every entry on one side (a constant hash, or one
+// with few distinct values), or the directory would grow past ~1 slot per 8 entries, the table
+// chains an overflow table instead. Lookups into such a table scan its chain: slower, bounded
+// memory, correct answers.
+//
+// Thread-safety: like std::unordered_map. Const methods may run concurrently with each other;
+// anything else needs external synchronization.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "alloc/slab_allocator.h"
+#include "index/group.h"
+#include "index/index_stats.h"
+#include "util/hash.h"
+#include "util/status.h"
+
+namespace sisu {
+
+template <class Key, class Value, class Hash, class KeyEqual>
+class ExtendibleHashMap;
+
+namespace index_internal {
+
+inline std::uint8_t tophash(std::uint64_t h) {
+  const auto t = static_cast<std::uint8_t>(h);
+  return t < 2 ? static_cast<std::uint8_t>(t + 2) : t;  // 0 and 1 mark empty and tombstone
+}
+inline std::uint8_t triehash(std::uint64_t h, unsigned base) {
+  return static_cast<std::uint8_t>((h << base) >> 56);
+}
+// A well-mixed function of a table's place in the directory.
+inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
+  return hash_internal::mix64(prefix, 0x243f6a8885a308d3ULL + depth);
+}
+inline std::uint32_t home_group(std::uint8_t top, std::uint32_t groups) {
+  return (std::uint32_t{top} * groups) >> 8;
+}
+
+// Splits a table may do before its triehash window is used up. Each split uses one bit, and
+// the bits used are the same for every entry of the table, so after k splits only 8 - k bits
+// still filter probes; stopping at 4 keeps at least 4 (with the tophash: 16-bit collisions in
+// one probed group stay rare) and hashes each key again only every 4 doublings of the map.
+inline constexpr unsigned kTrieSplits = 4;
+// Directory depth limit: beyond it a table chains overflow tables instead of splitting.
+inline constexpr unsigned kMaxDepth = 40;
+// The directory may double while it has at most one slot per this many entries (or is small).
+inline constexpr std::size_t kEntriesPerDirSlot = 8;
+inline constexpr std::size_t kSmallDirectory = 1024;
+
+}  // namespace index_internal
+
+template <class Key, class Value, class Hash = sisu::Hash<Key>, class KeyEqual = std::equal_to<>>
+class ExtendibleHashMap {
+ public:
+  using key_type = Key;
+  using mapped_type = Value;
+  using value_type = std::pair<const Key, Value>;
+  using size_type = std::size_t;
+  using difference_type = std::ptrdiff_t;
+  using hasher = Hash;
+  using key_equal = KeyEqual;
+  using reference = value_type&;
+  using const_reference = const value_type&;
+
+  static_assert(sizeof(value_type) <= 8000, "store large values out of line (e.g. by pointer)");
+  static_assert(alignof(value_type) <= 32, "slots are 32-byte aligned at most");
+
+ private:
+  struct Table;
+  struct Slot {  // where an entry is: table and slot index
+    Table* table = nullptr;
+    std::uint32_t index = 0;
+  };
+  template <bool kConst>
+  class Iter;
+
+ public:
+  using iterator = Iter<false>;
+  using const_iterator = Iter<true>;
+
+  // --- construction -------------------------------------------------------------------------
+
+  ExtendibleHashMap() noexcept(std::is_nothrow_default_constructible_v<Hash> &&
+                               std::is_nothrow_default_constructible_v<KeyEqual>) {}
+  // Sized for n entries: inserting n entries into the new map splits and grows no table.
+  explicit ExtendibleHashMap(std::size_t size_hint, const Hash& hash = Hash(),
+                             const KeyEqual& eq = KeyEqual())
+      : hash_(hash), eq_(eq) {
+    if (size_hint > 0) build_for(size_hint);
+  }
+  ExtendibleHashMap(const ExtendibleHashMap& other)
+      : counters_(other.counters_), hash_(other.hash_), eq_(other.eq_) {
+    copy_from(other);
+  }
+  ExtendibleHashMap(ExtendibleHashMap&& other) noexcept
+      : hash_(std::move(other.hash_)), eq_(std::move(other.eq_)) {
+    steal(other);
+  }
+  ExtendibleHashMap& operator=(const ExtendibleHashMap& other) {
+    if (this != &other) {
+      ExtendibleHashMap copy(other);
+      swap(copy);
+    }
+    return *this;
+  }
+  ExtendibleHashMap& operator=(ExtendibleHashMap&& other) noexcept {
+    if (this != &other) {
+      destroy_all();
+      hash_ = std::move(other.hash_);
+      eq_ = std::move(other.eq_);
+      steal(other);
+    }
+    return *this;
+  }
+  ~ExtendibleHashMap() { destroy_all(); }
+
+  void swap(ExtendibleHashMap& other) noexcept {
+    ExtendibleHashMap tmp(std::move(other));
+    other = std::move(*this);
+    *this = std::move(tmp);
+  }
+
+  // --- capacity -----------------------------------------------------------------------------
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  hasher hash_function() const { return hash_; }
+  key_equal key_eq() const { return eq_; }
+
+  // Destroys every entry and returns all tables to the SlabAllocator (whose thread cache hands
+  // them to the next map that grows): the map is as if new, holding no memory.
+  void clear() noexcept {
+    destroy_all();
+    counters_ = {};
+  }
+
+  // Makes room for n entries: inserting up to n entries then grows no table.
+  void reserve(std::size_t n) {
+    if (n <= size_) return;
+    if (size_ == 0) {
+      destroy_all();
+      build_for(n);
+    } else if (n > total_max_load()) {
+      rebuild_for(n);
+    }
+  }
+
+  // Merges and shrinks tables down to what the current entries need.
+  void shrink_to_fit() { rebuild_for(size_); }
+
+  // --- lookup -------------------------------------------------------------------------------
+
+  // The directory reads the hash's top bits and the tophash its low byte, so every bit must
+  // depend on the whole key. A hasher that does not say so (std::hash<integer> is the identity
+  // on libstdc++) is mixed once more, as boost::unordered does.
+  static constexpr bool kAvalanching = requires { typename Hash::is_avalanching; };
+  template <class K>
+  std::uint64_t hash_of(const K& key) const {
+    const auto h = static_cast<std::uint64_t>(hash_(key));
+    if constexpr (kAvalanching) {
+      return h;
+    } else {
+      return hash_internal::mix64(h, 0);
+    }
+  }
+
+  template <class K = Key>
+  iterator find(const K& key) {
+    const std::uint64_t h = hash_of(key);
+    const Slot s = find_slot(h, key);
+    return s.table ? make_iter(h, s) : end();
+  }
+  template <class K = Key>
+  const_iterator find(const K& key) const {
+    return const_cast<ExtendibleHashMap*>(this)->find(key);
+  }
+  template <class K = Key>
+  bool contains(const K& key) const {
+    return find_slot(hash_of(key), key).table != nullptr;
+  }
+  template <class K = Key>
+  std::size_t count(const K& key) const {
+    return contains(key) ? 1 : 0;
+  }
+
+  Value& at(const Key& key) {
+    const Slot s = find_slot(hash_of(key), key);
+    if (!s.table) throw std::out_of_range("sisu::ExtendibleHashMap::at: key not found");
+    return s.table->slot(s.index)->second;
+  }
+  const Value& at(const Key& key) const { return const_cast<ExtendibleHashMap*>(this)->at(key); }
+
+  // --- modifiers ----------------------------------------------------------------------------
+
+  std::pair<iterator, bool> insert(const value_type& v) { return try_emplace(v.first, v.second); }
+  std::pair<iterator, bool> insert(value_type&& v) {
+    return try_emplace(v.first, std::move(v.second));
+  }
+
+  template <class... Args>
+  std::pair<iterator, bool> try_emplace(const Key& key, Args&&... args) {
+    return emplace_impl(key, std::forward<Args>(args)...);
+  }
+  template <class... Args>
+  std::pair<iterator, bool> try_emplace(Key&& key, Args&&... args) {
+    return emplace_impl(std::move(key), std::forward<Args>(args)...);
+  }
+
+  template <class M>
+  std::pair<iterator, bool> insert_or_assign(const Key& key, M&& value) {
+    auto r = emplace_impl(key, std::forward<M>(value));
+    if (!r.second) r.first->second = std::forward<M>(value);
+    return r;
+  }
+  template <class M>
+  std::pair<iterator, bool> insert_or_assign(Key&& key, M&& value) {
+    auto r = emplace_impl(std::move(key), std::forward<M>(value));
+    if (!r.second) r.first->second = std::forward<M>(value);
+    return r;
+  }
+
+  Value& operator[](const Key& key) { return emplace_impl(key).first->second; }
+  Value& operator[](Key&& key) { return emplace_impl(std::move(key)).first->second; }
+
+  template <class K = Key>
+  std::size_t erase(const K& key) {
+    const std::uint64_t h = hash_of(key);
+    const Slot s = find_slot(h, key);
+    if (!s.table) return 0;
+    erase_slot(s);
+    return 1;
+  }
+  // Returns the iterator after `pos`. Moves no entry: other iterators stay valid.
+  iterator erase(const_iterator pos) {
+    iterator next(this, pos.dir_index_, pos.slot_);
+    ++next;
+    erase_slot(pos.slot_);
+    return next;
+  }
+  iterator erase(iterator pos) { return erase(const_iterator(pos)); }
+
+  // --- iteration ----------------------------------------------------------------------------
+
+  iterator begin() noexcept { return iterator::first(this); }
+  iterator end() noexcept { return iterator(this, dir_size(), Slot{}); }
+  const_iterator begin() const noexcept { return cbegin(); }
+  const_iterator end() const noexcept { return cend(); }
+  const_iterator cbegin() const noexcept {
+    return const_iterator::first(const_cast<ExtendibleHashMap*>(this));
+  }
+  const_iterator cend() const noexcept {
+    return const_iterator(const_cast<ExtendibleHashMap*>(this), dir_size(), Slot{});
+  }
+
+  // --- introspection ------------------------------------------------------------------------
+
+  IndexStats stats() const;
+  // stats().memory_bytes without the walk over every table: O(1).
+  std::size_t memory_bytes() const noexcept { return memory_ + sizeof(*this); }
+
+  // --- persistence (trivially copyable Key and Value) ---------------------------------------
+  // Defined in index/extendible_hash_map_file.h, which this header includes at its end.
+
+  Status save(const std::string& path) const;
+  static Status load(const std::string& path, ExtendibleHashMap* out);
+
+ private:
+  template <class, class, class, class>
+  friend class ExtendibleHashMap;
+  friend struct ExtendibleHashMapFile;
+
+  static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;
+  static constexpr unsigned kHeaderBytes = 64;
+  // A table is full at 15/16 of its slots. With SIMD over groups of 16 the probes stay short
+  // (IndexStats::mean_probe_groups is ~1.05 at 4M keys), and every point of max load is a
+  // point of the map's load factor (docs/design.md, "Load factor").
+  static constexpr std::size_t kMaxLoadNum = 15, kMaxLoadDen = 16;
+  static constexpr bool kTrivial = std::is_trivially_copyable_v<value_type>;
+  static constexpr std::size_t kSlotBytes = sizeof(value_type);
+  static constexpr std::size_t kGroupBytes = index_internal::kGroupMetaBytes +
+                                             kGroupWidth * kSlotBytes;
+  // The largest table: 32 KiB (1808 u64 -> u64 slots), or two groups for huge values. Larger
+  // tables mean a smaller directory but a longer split; 32 KiB splits in ~10 us.
+  static constexpr std::size_t kMaxTableBytes =
+      std::max<std::size_t>(std::size_t{32} << 10, kHeaderBytes + 2 * kGroupBytes);
+
+  // The first 64 bytes of a table's block.
+  struct Table {
+    std::uint32_t groups;
+    std::uint32_t size;         // full slots
+    std::uint32_t tombstones;   // erased slots not yet reclaimed
+    std::uint32_t growth_left;  // empty slots that inserts may still take before 7/8 full
+    std::uint64_t prefix;       // the top local_depth bits shared by every hash here
+    Table* overflow;            // the next table of this table's overflow chain
+    std::uint32_t block_bytes;
+    std::uint32_t split_retry_at;  // with an overflow chain: entries at which to try a split
+    std::uint8_t local_depth;
+    std::uint8_t trie_base;  // triehash = hash bits [63 - trie_base, 56 - trie_base]
+    bool erased;             // an entry was erased here: the table may shrink
+
+    std::uint8_t* meta(std::uint32_t g) {
+      return reinterpret_cast<std::uint8_t*>(this) + kHeaderBytes +
+             std::size_t{g} * index_internal::kGroupMetaBytes;
+    }
+    std::uint8_t& top_of(std::uint32_t i) { return meta(i / kGroupWidth)[i % kGroupWidth]; }
+    std::uint8_t& trie_of(std::uint32_t i) {
+      return meta(i / kGroupWidth)[kGroupWidth + i % kGroupWidth];
+    }
+    value_type* slot(std::uint32_t i) {
+      return std::launder(reinterpret_cast<value_type*>(
+          reinterpret_cast<char*>(this) + kHeaderBytes +
+          std::size_t{groups} * index_internal::kGroupMetaBytes + std::size_t{i} * kSlotBytes));
+    }
+    void* slot_storage(std::uint32_t i) {
+      return reinterpret_cast<char*>(this) + kHeaderBytes +
+             std::size_t{groups} * index_internal::kGroupMetaBytes + std::size_t{i} * kSlotBytes;
+    }
+    std::uint32_t capacity() const { return groups * kGroupWidth; }
+    bool full(std::uint32_t i) { return top_of(i) > index_internal::kTombstone; }
+  };
+  static_assert(sizeof(Table) <= kHeaderBytes);
+
+  // One directory slot. Everything a lookup needs before it reaches the table's metadata, so
+  // a lookup touches no table header.
+  struct DirEntry {
+    Table* table = nullptr;
+    std::uint32_t groups = 0;
+    std::uint8_t trie_base = 0;
+    std::uint8_t local_depth = 0;
+    bool has_overflow = false;
+  };
+
+  // Table sizes: one per SlabAllocator class that fits a whole number of groups, up to
+  // kMaxTableBytes; each holds more groups than the one before.
+  struct SizeClasses {
+    std::uint32_t groups[SlabAllocator::kNumClasses] = {};
+    unsigned count = 0;
+  };
+  static const SizeClasses& size_classes() {
+    static const SizeClasses classes = [] {
+      SizeClasses c;
+      for (std::size_t sc = 0; sc < SlabAllocator::kNumClasses; ++sc) {
+        const std::size_t bytes = SlabAllocator::class_block_bytes(sc);
+        if (bytes > kMaxTableBytes) break;
+        if (bytes < kHeaderBytes + kGroupBytes) continue;
+        const auto g =
+            static_cast<std::uint32_t>(std::min<std::size_t>((bytes - kHeaderBytes) / kGroupBytes, 255));
+        if (c.count == 0 || g > c.groups[c.count - 1]) c.groups[c.count++] = g;
+      }
+      return c;
+    }();
+    return classes;
+  }
+  // A table grows to the next size at least this much larger; a table made by a split or a
+  // merge has room for this many times its entries. Smaller steps mean a higher load factor
+  // and more entry moves; these give a load factor of 0.73..0.9 above 2000 keys (mean 0.81).
+  static constexpr double kGrowFactor = 1.25;
+  static std::size_t with_room_to_grow(std::size_t n) { return n + n / 5; }
+  // A lone table grows by doubling up to this many groups (224 slots of 16 B each).
+  static constexpr std::uint32_t kDoublingGroups = 16;
+
+  // The size at which table t splits instead of growing: one of the four largest sizes,
+  // chosen by the table's place in the directory. With a uniform hash every table fills at
+  // the same pace; if all split at the same size, the whole map would sit at its lowest load
+  // factor at once after each wave of splits. Different sizes spread the splits over an
+  // octave of map sizes, so the map's load factor stays near the mean of a table's cycle.
+  static std::uint32_t split_groups(const Table* t) {
+    const SizeClasses& c = size_classes();
+    const unsigned spread = std::min(c.count, 4u);
+    const std::uint64_t mix = index_internal::mix_prefix(t->prefix, t->local_depth);
+    return c.groups[c.count - 1 - static_cast<unsigned>(mix % spread)];
+  }
+  static std::uint32_t max_groups() { return size_classes().groups[size_classes().count - 1]; }
+  static std::size_t max_load(std::uint32_t groups) {
+    return std::size_t{groups} * kGroupWidth * kMaxLoadNum / kMaxLoadDen;
+  }
+  // The smallest table size whose max load holds n entries (the largest if none does).
+  static std::uint32_t groups_for(std::size_t n) {
+    const SizeClasses& c = size_classes();
+    for (unsigned i = 0; i < c.count; ++i) {
+      if (max_load(c.groups[i]) >= n) return c.groups[i];
+    }
+    return c.groups[c.count - 1];
+  }
+  // The smallest size at least `factor` times the given one (the largest if none is).
+  static std::uint32_t groups_after(std::uint32_t groups, double factor) {
+    const SizeClasses& c = size_classes();
+    for (unsigned i = 0; i < c.count; ++i) {
+      if (c.groups[i] >= groups * factor) return c.groups[i];
+    }
+    return c.groups[c.count - 1];
+  }
+
+  // --- directory ----------------------------------------------------------------------------
+
+  std::size_t dir_size() const noexcept { return std::size_t{1} << global_depth_; }
+  std::size_t dir_index(std::uint64_t h) const noexcept {
+    // (h >> 1) >> (63 - G) is h >> (64 - G) for G >= 1 and 0 for G == 0, with no shift by 64.
+    return static_cast<std::size_t>((h >> 1) >> (63 - global_depth_));
+  }
+  // The directory slots that point to table t: 2^(G - d) consecutive ones.
+  std::size_t range_begin(const Table* t) const {
+    return static_cast<std::size_t>(t->prefix) << (global_depth_ - t->local_depth);
+  }
+  std::size_t range_size(const Table* t) const {
+    return std::size_t{1} << (global_depth_ - t->local_depth);
+  }
+  // Writes t into every directory slot of its range.
+  void publish(Table* t) {
+    DirEntry e{t, t->groups, t->trie_base, t->local_depth, t->overflow != nullptr};
+    std::fill_n(dir_ + range_begin(t), range_size(t), e);
+  }
+
+  // --- tables -------------------------------------------------------------------------------
+
+  static std::size_t block_bytes(std::uint32_t groups) {
+    return kHeaderBytes + std::size_t{groups} * kGroupBytes;
+  }
+  Table* new_table(std::uint32_t groups, std::uint8_t depth, std::uint64_t prefix,
+                   std::uint8_t trie_base) {
+    const std::size_t bytes = block_bytes(groups);
+    void* block = SlabAllocator::global().allocate(bytes);
+    auto* t = ::new (block) Table{groups,
+                                  0,
+                                  0,
+                                  static_cast<std::uint32_t>(max_load(groups)),
+                                  prefix,
+                                  nullptr,
+                                  static_cast<std::uint32_t>(bytes),
+                                  0,
+                                  depth,
+                                  trie_base,
+                                  false};
+    std::memset(t->meta(0), 0, std::size_t{groups} * index_internal::kGroupMetaBytes);
+    ++tables_;
+    memory_ += SlabAllocator::block_bytes_for(bytes);
+    return t;
+  }
+  // Frees the block only (entries must have been destroyed or moved out).
+  void free_table(Table* t) noexcept {
+    --tables_;
+    memory_ -= SlabAllocator::block_bytes_for(t->block_bytes);
+    SlabAllocator::global().deallocate(t, t->block_bytes);
+  }
+  void destroy_entries(Table* t) noexcept {
+    if constexpr (!std::is_trivially_destructible_v<value_type>) {
+      for (std::uint32_t i = 0; i < t->capacity(); ++i) {
+        if (t->full(i)) t->slot(i)->~value_type();
+      }
+    }
+  }
+  // Calls f(table) for every table, main ones and their overflow chains, once each.
+  template <class F>
+  void for_each_table(F&& f) const {
+    for (std::size_t i = 0; i < dir_size();) {
+      Table* t = dir_[i].table;
+      i += std::size_t{1} << (global_depth_ - dir_[i].local_depth);
+      if (t == nullptr) continue;
+      for (Table* next; t != nullptr; t = next) {
+        next = t->overflow;
+        f(t);
+      }
+    }
+  }
+
+  // Places an entry known to be absent into t (which has a free slot along its probe).
+  // Returns the slot index; metadata and counts are updated, the value is not constructed.
+  static std::uint32_t claim_slot(Table* t, std::uint8_t top, std::uint8_t trie) {
+    std::uint32_t g = index_internal::home_group(top, t->groups);
+    for (;;) {
+      const std::uint8_t* meta = t->meta(g);
+      const index_internal::SlotMask free = index_internal::Group::match_free(meta);
+      if (free != 0) {
+        const unsigned bit = index_internal::lowest_slot(free);
+        const std::uint32_t i = g * kGroupWidth + bit;
+        // From the masks, not by reading the byte back: that read would wait for the store
+        // of the previous claim in this group to retire.
+        if ((index_internal::Group::match_empty(meta) >> bit) & 1) {
+          --t->growth_left;
+        } else {
+          --t->tombstones;
+        }
+        t->top_of(i) = top;
+        t->trie_of(i) = trie;
+        ++t->size;
+        return i;
+      }
+      if (++g == t->groups) g = 0;
+    }
+  }
+
+  // --- lookup -------------------------------------------------------------------------------
+
+  template <class K>
+  Slot find_in(Table* t, std::uint32_t groups, std::uint8_t top, std::uint8_t trie,
+               const K& key) const {
+    std::uint32_t g = index_internal::home_group(top, groups);
+    for (std::uint32_t probed = 0; probed < groups; ++probed) {
+      const std::uint8_t* meta = t->meta(g);
+      for (index_internal::SlotMask m = index_internal::Group::match(meta, top, trie); m != 0;
+           m &= m - 1) {
+        const std::uint32_t i = g * kGroupWidth + index_internal::lowest_slot(m);
+        if (eq_(t->slot(i)->first, key)) return Slot{t, i};
+      }
+      if (index_internal::Group::match_empty(meta) != 0) break;
+      if (++g == groups) g = 0;
+    }
+    return Slot{};
+  }
+
+  template <class K>
+  Slot find_slot(std::uint64_t h, const K& key) const {
+    if (dir_ == nullptr) return Slot{};
+    const DirEntry& d = dir_[dir_index(h)];
+    if (d.table == nullptr) return Slot{};
+    const std::uint8_t top = index_internal::tophash(h);
+    const std::uint8_t trie = index_internal::triehash(h, d.trie_base);
+    Slot s = find_in(d.table, d.groups, top, trie, key);
+    if (s.table == nullptr && d.has_overflow) [[unlikely]] {
+      for (Table* o = d.table->overflow; o != nullptr; o = o->overflow) {
+        s = find_in(o, o->groups, top, trie, key);
+        if (s.table != nullptr) break;
+      }
+    }
+    return s;
+  }
+
+  // --- insert -------------------------------------------------------------------------------
+
+  template <class K, class... Args>
+  std::pair<iterator, bool> emplace_impl(K&& key, Args&&... args) {
+    const std::uint64_t h = hash_of(key);
+    for (;;) {
+      if (dir_ == nullptr) init_single_table();
+      Slot s = find_slot(h, key);
+      if (s.table != nullptr) return {make_iter(h, s), false};
+      Table* t = dir_[dir_index(h)].table;
+      if (t->growth_left == 0) {
+        if (make_room(t)) continue;  // the table changed: look again
+        // No split can separate this table's keys: the entry goes to the overflow chain.
+        s = claim_overflow_slot(t, h);
+      } else if (t->erased && t->size * 4 < max_load(t->groups) && maybe_shrink(t)) {
+        continue;
+      } else {
+        // A second probe from the home group, now in L1: measured faster than remembering
+        // the first free group during the lookup (bench/extendible_hash_map_bench).
+        s = Slot{t, claim_slot(t, index_internal::tophash(h),
+                               index_internal::triehash(h, t->trie_base))};
+      }
+      try {
+        ::new (s.table->slot_storage(s.index))
+            value_type(std::piecewise_construct, std::forward_as_tuple(std::forward<K>(key)),
+                       std::forward_as_tuple(std::forward<Args>(args)...));
+      } catch (...) {
+        release_slot(s);
+        throw;
+      }
+      ++size_;
+      return {make_iter(h, s), true};
+    }
+  }
+
+  // Undoes claim_slot for a slot whose value was never constructed.
+  void release_slot(Slot s) noexcept {
+    Table* t = s.table;
+    t->top_of(s.index) = index_internal::kTombstone;
+    --t->size;
+    ++t->tombstones;
+  }
+
+  // The table t has no room. Returns true after making some (the caller looks again), false
+  // when only an overflow table can take the entry.
+  bool make_room(Table* t) {
+    if (t->overflow != nullptr) {
+      // Splits could not separate this table's keys before. Try again only once the chain
+      // holds twice as many entries, so that a hostile hash costs O(1) per insert.
+      if (chain_size(t) < t->split_retry_at) return false;
+      return split_or_overflow(t);
+    }
+    if (t->tombstones >= t->capacity() / 8) {  // many erased slots: rebuild in place
+      rebuild_table(t, t->groups);
+      ++counters_.cleanups;
+      return true;
+    }
+    if (t->groups < split_groups(t)) {
+      // A small lone table doubles, as a small map grows fastest that way; then tables grow
+      // in small steps, which keeps the load factor high.
+      const bool small = tables_ == 1 && t->groups < kDoublingGroups;
+      rebuild_table(t, std::min(split_groups(t), groups_after(t->groups, small ? 2.0 : kGrowFactor)));
+      ++counters_.grows;
+      return true;
+    }
+    return split_or_overflow(t);
+  }
+
+  static std::size_t chain_size(const Table* t) {
+    std::size_t n = 0;
+    for (; t != nullptr; t = t->overflow) n += t->size;
+    return n;
+  }
+
+  // A full table of the largest size: split it, or say (false) that it cannot be split.
+  bool split_or_overflow(Table* t) {
+    const std::size_t total = chain_size(t);
+    t->split_retry_at = static_cast<std::uint32_t>(std::min<std::size_t>(2 * total, UINT32_MAX));
+    if (t->local_depth >= index_internal::kMaxDepth) return false;
+    if (t->local_depth == global_depth_ && !can_double_directory()) return false;
+    if (unsigned{t->local_depth} - t->trie_base >= index_internal::kTrieSplits) rehash_trie(t);
+    // Which side each entry goes to, from its stored triehash bit.
+    const unsigned bit = 7 - (t->local_depth - t->trie_base);
+    std::size_t ones = 0;
+    for (Table* c = t; c != nullptr; c = c->overflow) {
+      for (std::uint32_t g = 0; g < c->groups; ++g) {
+        const std::uint8_t* meta = c->meta(g);
+        ones += static_cast<std::size_t>(std::popcount(index_internal::Group::match_full(meta) &
+                                                       index_internal::Group::trie_bit(meta, bit)));
+      }
+    }
+    if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
+    if (t->local_depth == global_depth_) double_directory();
+    split(t, bit, total - ones, ones);
+    return true;
+  }
+
+  bool can_double_directory() const {
+    if (global_depth_ >= index_internal::kMaxDepth) return false;
+    const std::size_t doubled = dir_size() * 2;
+    return doubled <= index_internal::kSmallDirectory ||
+           doubled <= size_ / index_internal::kEntriesPerDirSlot;
+  }
+
+  Slot claim_overflow_slot(Table* t, std::uint64_t h) {
+    Table* last = t;
+    while (last->growth_left == 0 && last->overflow != nullptr) last = last->overflow;
+    if (last->growth_left == 0) {
+      Table* o = new_table(max_groups(), t->local_depth, t->prefix, t->trie_base);
+      last->overflow = o;
+      last = o;
+      publish(t);
+    }
+    Slot s;
+    s.table = last;
+    s.index = claim_slot(last, index_internal::tophash(h),
+                         index_internal::triehash(h, t->trie_base));
+    return s;
+  }
+
+  // --- moving entries between tables --------------------------------------------------------
+
+  // Builds in slot j of dst (already claimed) the entry of slot i of src. Trivially copyable
+  // entries are copied as bytes; otherwise the key is copied (it is const) and the value
+  // moved if that cannot throw, copied if it can. If construction throws, slot j of dst
+  // becomes a tombstone and src is unchanged.
+  static void relocate(Table* src, std::uint32_t i, Table* dst, std::uint32_t j) {
+    if constexpr (kTrivial) {
+      std::memcpy(dst->slot_storage(j), src->slot_storage(i), kSlotBytes);
+    } else {
+      value_type* from = src->slot(i);
+      try {
+        ::new (dst->slot_storage(j)) value_type(from->first, std::move_if_noexcept(from->second));
+      } catch (...) {
+        dst->top_of(j) = index_internal::kTombstone;
+        --dst->size;
+        ++dst->tombstones;
+        throw;
+      }
+    }
+  }
+
+  // Places entries into a new (empty) table without reading its metadata back: it counts how
+  // full each group is. Bulk moves fill a group slot after slot, and reading a group right
+  // after writing one of its bytes stalls on store forwarding.
+  struct Filler {
+    Table* table = nullptr;
+    std::uint8_t fill[256];
+
+    std::uint32_t place(std::uint8_t top, std::uint8_t trie) {
+      Table* t = table;
+      std::uint32_t g = index_internal::home_group(top, t->groups);
+      while (fill[g] == kGroupWidth) {
+        if (++g == t->groups) g = 0;
+      }
+      const std::uint32_t i = g * kGroupWidth + fill[g]++;
+      t->top_of(i) = top;
+      t->trie_of(i) = trie;
+      ++t->size;
+      --t->growth_left;
+      return i;
+    }
+  };
+
+  // Moves every entry of the chains srcs[0..n) into the tables pick(k, trie) returns (k: which
+  // source), with triehash retrie(k, trie), then destroys and frees the source chains.
+  // Strong guarantee: if moving an entry throws, every entry moved so far is put back, the
+  // sources are as they were, and the destinations hold no entry (the caller frees them).
+  template <class Pick, class Retrie>
+  void move_all(Table* const* srcs, std::size_t n, Pick pick, Retrie retrie) {
+    struct Moved {
+      Table* from;
+      std::uint32_t i;
+      Table* to;
+      std::uint32_t j;
+    };
+    std::vector<Moved> moved;  // for the rollback of types whose copy can throw
+    Filler fillers[2];         // the (at most two) destination tables
+    if constexpr (!kTrivial) {
+      std::size_t total = 0;
+      for (std::size_t k = 0; k < n; ++k) total += chain_size(srcs[k]);
+      moved.reserve(total);
+    }
+    try {
+      for (std::size_t k = 0; k < n; ++k) {
+        for (Table* c = srcs[k]; c != nullptr; c = c->overflow) {
+          for (std::uint32_t g = 0; g < c->groups; ++g) {
+            for (auto m = index_internal::Group::match_full(c->meta(g)); m != 0; m &= m - 1) {
+              const std::uint32_t i = g * kGroupWidth + index_internal::lowest_slot(m);
+              const std::uint8_t trie = c->trie_of(i);
+              Table* to = pick(k, trie);
+              std::uint32_t j;
+              Filler* f = to == fillers[0].table ? &fillers[0]
+                          : to == fillers[1].table ? &fillers[1]
+                                                   : new_filler(fillers, to);
+              if (f != nullptr && to->growth_left != 0) {
+                j = f->place(c->top_of(i), retrie(k, trie));
+              } else {  // not a fresh table, or full: a split half bigger than any table
+                to = with_room(to);
+                j = claim_slot(to, c->top_of(i), retrie(k, trie));
+              }
+              relocate(c, i, to, j);
+              if constexpr (!kTrivial) moved.push_back({c, i, to, j});
+            }
+          }
+        }
+      }
+    } catch (...) {
+      if constexpr (!kTrivial) {
+        for (const Moved& m : moved) {
+          value_type* to = m.to->slot(m.j);
+          if constexpr (std::is_nothrow_move_constructible_v<Value>) {
+            // move_if_noexcept moved this value out of its source: move it back.
+            Value* back = &m.from->slot(m.i)->second;
+            std::destroy_at(back);
+            ::new (static_cast<void*>(back)) Value(std::move(to->second));
+          }
+          to->~value_type();
+          m.to->top_of(m.j) = index_internal::kTombstone;
+        }
+      }
+      throw;
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      for (Table* c = srcs[k]; c != nullptr;) {
+        Table* next = c->overflow;
+        destroy_entries(c);
+        free_table(c);
+        c = next;
+      }
+    }
+  }
+
+  // A filler for `to` if it is a new, empty table and a filler is free; else null.
+  static Filler* new_filler(Filler* fillers, Table* to) {
+    if (to->size != 0 || to->tombstones != 0) return nullptr;
+    for (int k = 0; k < 2; ++k) {
+      if (fillers[k].table == nullptr) {
+        fillers[k].table = to;
+        std::memset(fillers[k].fill, 0, to->groups);
+        return &fillers[k];
+      }
+    }
+    return nullptr;
+  }
+
+  // The table of head's chain with a free slot; appends an overflow table if none has one
+  // (only when a half of a split chain is larger than the largest table).
+  Table* with_room(Table* head) {
+    Table* t = head;
+    while (t->growth_left == 0) {
+      if (t->overflow == nullptr) {
+        t->overflow = new_table(max_groups(), head->local_depth, head->prefix, head->trie_base);
+      }
+      t = t->overflow;
+    }
+    return t;
+  }
+
+  // Frees the chains made for an operation that failed (their entries were rolled back).
+  void discard(std::initializer_list<Table*> heads) noexcept {
+    for (Table* t : heads) {
+      while (t != nullptr) {
+        Table* next = t->overflow;
+        free_table(t);
+        t = next;
+      }
+    }
+  }
+
+  // Re-places the entries of t (and its chain) into one new table of `groups` groups.
+  void rebuild_table(Table* t, std::uint32_t groups) {
+    Table* n = new_table(groups, t->local_depth, t->prefix, t->trie_base);
+    try {
+      move_all(&t, 1, [n](std::size_t, std::uint8_t) { return n; },
+               [](std::size_t, std::uint8_t trie) { return trie; });
+    } catch (...) {
+      discard({n});
+      throw;
+    }
+    publish(n);
+  }
+
+  // Splits t by triehash bit `bit` into two tables sized for their halves.
+  void split(Table* t, unsigned bit, std::size_t zeros, std::size_t ones) {
+    const auto depth = static_cast<std::uint8_t>(t->local_depth + 1);
+    // Each half gets room to grow by a third before its next step.
+    Table* left = new_table(groups_for(with_room_to_grow(zeros)), depth, t->prefix << 1, t->trie_base);
+    Table* right = nullptr;
+    try {
+      right = new_table(groups_for(with_room_to_grow(ones)), depth, (t->prefix << 1) | 1,
+                        t->trie_base);
+      move_all(
+          &t, 1, [=](std::size_t, std::uint8_t trie) { return ((trie >> bit) & 1) ? right : left; },
+          [](std::size_t, std::uint8_t trie) { return trie; });
+    } catch (...) {
+      discard({left, right});
+      throw;
+    }
+    if (depth == global_depth_) tables_at_global_depth_ += 2;
+    publish(left);
+    publish(right);
+    ++counters_.splits;
+  }
+
+  // The triehash window of t is used up: hash its keys again, with the window starting just
+  // below the table's current depth.
+  void rehash_trie(Table* t) {
+    const std::uint8_t base = t->local_depth;
+    for (Table* c = t; c != nullptr; c = c->overflow) {
+      c->trie_base = base;
+      for (std::uint32_t i = 0; i < c->capacity(); ++i) {
+        if (c->full(i)) c->trie_of(i) = index_internal::triehash(hash_of(c->slot(i)->first), base);
+      }
+    }
+    counters_.rehashed_keys += t->size;
+    for (Table* c = t->overflow; c != nullptr; c = c->overflow) counters_.rehashed_keys += c->size;
+    publish(t);
+  }
+
+  void double_directory() {
+    const std::size_t n = dir_size();
+    DirEntry* bigger = new DirEntry[2 * n];
+    for (std::size_t i = 0; i < n; ++i) bigger[2 * i] = bigger[2 * i + 1] = dir_[i];
+    set_directory(bigger, global_depth_ + 1);
+    tables_at_global_depth_ = 0;
+    ++counters_.directory_doublings;
+  }
+  void halve_directory() {
+    const std::size_t n = dir_size() / 2;
+    DirEntry* smaller = n == 1 ? &inline_dir_ : new DirEntry[n];
+    for (std::size_t i = 0; i < n; ++i) smaller[i] = dir_[2 * i];
+    set_directory(smaller, global_depth_ - 1);
+    // Count the tables that now use every directory bit.
+    tables_at_global_depth_ = 0;
+    for_each_main_table([&](Table* t) { tables_at_global_depth_ += t->local_depth == global_depth_; });
+    ++counters_.directory_halvings;
+  }
+  void set_directory(DirEntry* dir, unsigned depth) {
+    if (dir_ != &inline_dir_) delete[] dir_;
+    memory_ -= dir_bytes();
+    dir_ = dir;
+    global_depth_ = depth;
+    memory_ += dir_bytes();
+  }
+  std::size_t dir_bytes() const { return dir_ == &inline_dir_ ? 0 : dir_size() * sizeof(DirEntry); }
+
+  template <class F>
+  void for_each_main_table(F&& f) const {
+    for (std::size_t i = 0; i < dir_size();) {
+      Table* t = dir_[i].table;
+      i += std::size_t{1} << (global_depth_ - dir_[i].local_depth);
+      f(t);
+    }
+  }
+
+  // --- shrink -------------------------------------------------------------------------------
+
+  // t holds less than a quarter of its max load. Merge it with its buddy when both fit in half
+  // a largest table, or else move it to a smaller size. Returns true if anything changed.
+  bool maybe_shrink(Table* t) {
+    if (t->overflow != nullptr) return false;
+    if (t->local_depth > 0) {
+      const std::size_t buddy_index = range_begin(t) ^ range_size(t);
+      Table* b = dir_[buddy_index].table;
+      if (b->local_depth == t->local_depth && b->overflow == nullptr &&
+          t->size + b->size <= max_load(max_groups()) / 2) {
+        merge(t, b);
+        return true;
+      }
+    }
+    const std::uint32_t smaller = groups_for(t->size * 2);
+    if (smaller < t->groups) {
+      rebuild_table(t, smaller);
+      ++counters_.shrinks;
+      return true;
+    }
+    return false;
+  }
+
+  // Merges buddies a and b (same local depth d >= 1) into one table of depth d - 1.
+  void merge(Table* a, Table* b) {
+    const unsigned depth = a->local_depth;
+    const auto base = static_cast<std::uint8_t>(std::min<unsigned>({a->trie_base, b->trie_base, depth - 1u}));
+    const std::size_t n = a->size + b->size;
+    Table* m = new_table(groups_for(with_room_to_grow(n)), static_cast<std::uint8_t>(depth - 1),
+                         a->prefix >> 1, base);
+    Table* const srcs[2] = {a, b};
+    const unsigned old_base[2] = {a->trie_base, b->trie_base};
+    const std::uint64_t high[2] = {a->prefix << (64 - depth), b->prefix << (64 - depth)};
+    try {
+      move_all(
+          srcs, 2, [m](std::size_t, std::uint8_t) { return m; },
+          [&](std::size_t k, std::uint8_t trie) {
+            // Hash bits above the table's depth are its prefix; the rest come from the old
+            // window, which covers the new window's low end because base <= old_base.
+            const std::uint64_t bits = high[k] | (std::uint64_t{trie} << (56 - old_base[k]));
+            return index_internal::triehash(bits, base);
+          });
+    } catch (...) {
+      discard({m});
+      throw;
+    }
+    if (depth == global_depth_) tables_at_global_depth_ -= 2;
+    publish(m);
+    ++counters_.merges;
+    if (global_depth_ > 0 && tables_at_global_depth_ == 0) halve_directory();
+  }
+
+  // --- whole-map operations -----------------------------------------------------------------
+
+  void init_single_table() {
+    dir_ = &inline_dir_;
+    global_depth_ = 0;
+    Table* t = new_table(size_classes().groups[0], 0, 0, 0);
+    tables_at_global_depth_ = 1;
+    publish(t);
+  }
+
+  // Lays out an empty map for n entries: 2^k tables of one size, each with room for its share
+  // plus 4.5 standard deviations of the binomial spread (so no table grows before n inserts).
+  void build_for(std::size_t n) {
+    unsigned depth = 0;
+    auto need = [](double share) {
+      return static_cast<std::size_t>(share + 4.5 * std::sqrt(share) + 16);
+    };
+    while (need(static_cast<double>(n) / (std::size_t{1} << depth)) > max_load(max_groups())) {
+      ++depth;
+    }
+    const std::uint32_t groups = groups_for(need(static_cast<double>(n) / (std::size_t{1} << depth)));
+    if (depth == 0) {
+      dir_ = &inline_dir_;
+    } else {
+      dir_ = new DirEntry[std::size_t{1} << depth];
+    }
+    global_depth_ = depth;
+    memory_ += dir_bytes();
+    for (std::size_t i = 0; i < dir_size(); ++i) {
+      publish(new_table(groups, static_cast<std::uint8_t>(depth), i, static_cast<std::uint8_t>(depth)));
+    }
+    tables_at_global_depth_ = dir_size();
+  }
+
+  std::size_t total_max_load() const {
+    std::size_t total = 0;
+    if (dir_ != nullptr) for_each_table([&](Table* t) { total += max_load(t->groups); });
+    return total;
+  }
+
+  // Rebuilds the whole map sized for max(n, size) entries (reserve and shrink_to_fit).
+  void rebuild_for(std::size_t n) {
+    ExtendibleHashMap fresh(std::max(n, size_), hash_, eq_);
+    fresh.counters_ = counters_;
+    for (auto it = begin(); it != end(); ++it) {
+      if constexpr (kTrivial) {
+        fresh.emplace_impl(it->first, it->second);
+      } else {
+        fresh.emplace_impl(it->first, std::move_if_noexcept(it->second));
+      }
+    }
+    fresh.counters_ = counters_;
+    *this = std::move(fresh);
+  }
+
+  void erase_slot(Slot s) noexcept {
+    Table* t = s.table;
+    t->slot(s.index)->~value_type();
+    const std::uint32_t g = s.index / kGroupWidth;
+    // A group that still has an empty slot never made a probe go past it, so the slot can be
+    // empty again; otherwise it must stay a tombstone to keep later keys reachable.
+    if (index_internal::Group::match_empty(t->meta(g)) != 0) {
+      t->top_of(s.index) = index_internal::kEmpty;
+      ++t->growth_left;
+    } else {
+      t->top_of(s.index) = index_internal::kTombstone;
+      ++t->tombstones;
+    }
+    --t->size;
+    t->erased = true;
+    --size_;
+  }
+
+  void destroy_all() noexcept {
+    if (dir_ != nullptr) {
+      for_each_table([this](Table* t) {
+        destroy_entries(t);
+        free_table(t);
+      });
+      if (dir_ != &inline_dir_) delete[] dir_;
+    }
+    dir_ = nullptr;
+    inline_dir_ = DirEntry{};
+    global_depth_ = 0;
+    size_ = 0;
+    tables_ = 0;
+    tables_at_global_depth_ = 0;
+    memory_ = 0;
+  }
+
+  void steal(ExtendibleHashMap& other) noexcept {
+    if (other.dir_ == &other.inline_dir_) {
+      inline_dir_ = other.inline_dir_;
+      dir_ = &inline_dir_;
+    } else {
+      dir_ = other.dir_;
+    }
+    global_depth_ = other.global_depth_;
+    size_ = other.size_;
+    tables_ = other.tables_;
+    tables_at_global_depth_ = other.tables_at_global_depth_;
+    memory_ = other.memory_;
+    counters_ = other.counters_;
+    other.dir_ = nullptr;
+    other.inline_dir_ = DirEntry{};
+    other.global_depth_ = 0;
+    other.size_ = 0;
+    other.tables_ = 0;
+    other.tables_at_global_depth_ = 0;
+    other.memory_ = 0;
+  }
+
+  void copy_from(const ExtendibleHashMap& other) {
+    if (other.dir_ == nullptr) return;
+    dir_ = other.dir_ == &other.inline_dir_ ? &inline_dir_ : new DirEntry[other.dir_size()];
+    global_depth_ = other.global_depth_;
+    memory_ += dir_bytes();
+    std::fill_n(dir_, dir_size(), DirEntry{});
+    tables_at_global_depth_ = other.tables_at_global_depth_;
+    try {
+      other.for_each_main_table([&](Table* src) {
+        Table* head = nullptr;
+        Table** link = &head;
+        for (Table* c = src; c != nullptr; c = c->overflow) {
+          Table* n = new_table(c->groups, c->local_depth, c->prefix, c->trie_base);
+          *link = n;
+          link = &n->overflow;
+          if (head == n) publish(n);  // reachable for cleanup from here on
+          copy_entries(c, n);
+        }
+        publish(head);
+      });
+    } catch (...) {
+      destroy_all();
+      throw;
+    }
+    size_ = other.size_;
+  }
+  // dst is a new, empty table of src's size. Entries keep their slots.
+  static void copy_entries(Table* src, Table* dst) {
+    const std::size_t meta_bytes = std::size_t{src->groups} * index_internal::kGroupMetaBytes;
+    if constexpr (kTrivial) {
+      std::memcpy(dst->meta(0), src->meta(0), meta_bytes);
+      std::memcpy(dst->slot_storage(0), src->slot_storage(0),
+                  std::size_t{src->capacity()} * kSlotBytes);
+      dst->size = src->size;
+    } else {
+      // One entry at a time, marking each only once built, so a throw leaves dst consistent.
+      for (std::uint32_t i = 0; i < src->capacity(); ++i) {
+        if (!src->full(i)) continue;
+        ::new (dst->slot_storage(i)) value_type(*src->slot(i));
+        dst->top_of(i) = src->top_of(i);
+        dst->trie_of(i) = src->trie_of(i);
+        ++dst->size;
+      }
+      std::memcpy(dst->meta(0), src->meta(0), meta_bytes);  // tombstones too
+    }
+    dst->tombstones = src->tombstones;
+    dst->growth_left = src->growth_left;
+    dst->erased = src->erased;
+  }
+
+  iterator make_iter(std::uint64_t h, Slot s) { return iterator(this, dir_index(h), s); }
+
+  // --- iterators ----------------------------------------------------------------------------
+
+  template <bool kConst>
+  class Iter {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = ExtendibleHashMap::value_type;
+    using difference_type = std::ptrdiff_t;
+    using reference = std::conditional_t<kConst, const value_type&, value_type&>;
+    using pointer = std::conditional_t<kConst, const value_type*, value_type*>;
+
+    Iter() = default;
+    template <bool kOther, class = std::enable_if_t<kConst && !kOther>>
+    Iter(const Iter<kOther>& other)  // iterator -> const_iterator
+        : map_(other.map_), dir_index_(other.dir_index_), slot_(other.slot_) {}
+
+    reference operator*() const { return *slot_.table->slot(slot_.index); }
+    pointer operator->() const { return slot_.table->slot(slot_.index); }
+    Iter& operator++() {
+      advance();
+      return *this;
+    }
+    Iter operator++(int) {
+      Iter old = *this;
+      advance();
+      return old;
+    }
+    friend bool operator==(const Iter& a, const Iter& b) {
+      return a.slot_.table == b.slot_.table && a.slot_.index == b.slot_.index;
+    }
+
+   private:
+    friend class ExtendibleHashMap;
+    template <bool>
+    friend class Iter;
+
+    Iter(ExtendibleHashMap* map, std::size_t dir_index, Slot slot)
+        : map_(map), dir_index_(dir_index), slot_(slot) {}
+
+    static Iter first(ExtendibleHashMap* map) {
+      if (map->dir_ == nullptr || map->size_ == 0) return Iter(map, map->dir_size(), Slot{});
+      Iter it(map, 0, Slot{map->dir_[0].table, 0});
+      if (!it.slot_.table->full(0)) it.advance();
+      return it;
+    }
+
+    // To the next full slot: in this table, then its overflow chain, then the next table of
+    // the directory (each table once: skip the slots of its range).
+    void advance() {
+      Table* t = slot_.table;
+      std::uint32_t i = slot_.index + 1;
+      for (;;) {
+        for (; i < t->capacity(); ++i) {
+          if (t->full(i)) {
+            slot_ = Slot{t, i};
+            return;
+          }
+        }
+        if (t->overflow != nullptr) {
+          t = t->overflow;
+          i = 0;
+          continue;
+        }
+        const DirEntry& d = map_->dir_[dir_index_];
+        dir_index_ = (dir_index_ & ~((std::size_t{1} << (map_->global_depth_ - d.local_depth)) - 1)) +
+                     (std::size_t{1} << (map_->global_depth_ - d.local_depth));
+        if (dir_index_ >= map_->dir_size()) {
+          slot_ = Slot{};
+          return;
+        }
+        t = map_->dir_[dir_index_].table;
+        i = 0;
+      }
+    }
+
+    ExtendibleHashMap* map_ = nullptr;
+    std::size_t dir_index_ = 0;  // a directory slot of the current (main) table
+    Slot slot_;
+  };
+
+  // --- state --------------------------------------------------------------------------------
+
+  struct Counters {
+    std::size_t splits = 0, grows = 0, shrinks = 0, merges = 0, cleanups = 0,
+                directory_doublings = 0, directory_halvings = 0, rehashed_keys = 0;
+  };
+
+  DirEntry* dir_ = nullptr;  // &inline_dir_ while global_depth_ == 0; null before any table
+  DirEntry inline_dir_;      // a small map allocates no directory
+  unsigned global_depth_ = 0;
+  std::size_t size_ = 0;
+  std::size_t tables_ = 0;
+  std::size_t tables_at_global_depth_ = 0;  // the directory may halve when this is 0
+  std::size_t memory_ = 0;                  // table blocks (at class size) + directory
+  Counters counters_;
+  [[no_unique_address]] Hash hash_;
+  [[no_unique_address]] KeyEqual eq_;
+};
+
+template <class K, class V, class H, class E>
+IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
+  IndexStats s;
+  s.size = size_;
+  s.global_depth = global_depth_;
+  s.memory_bytes = memory_bytes();
+  s.splits = counters_.splits;
+  s.grows = counters_.grows;
+  s.shrinks = counters_.shrinks;
+  s.merges = counters_.merges;
+  s.cleanups = counters_.cleanups;
+  s.directory_doublings = counters_.directory_doublings;
+  s.directory_halvings = counters_.directory_halvings;
+  s.rehashed_keys = counters_.rehashed_keys;
+  if (dir_ == nullptr) return s;
+  s.local_depth_histogram.assign(global_depth_ + 1, 0);
+  std::size_t probe_sum = 0, full = 0;
+  for_each_main_table([&](Table* head) {
+    for (Table* t = head; t != nullptr; t = t->overflow) {
+      ++s.tables;
+      s.capacity += t->capacity();
+      s.tombstones += t->tombstones;
+      s.local_depth_histogram[t->local_depth]++;
+      if (t != head) {
+        ++s.overflow_tables;
+        s.overflow_entries += t->size;
+      }
+      for (std::uint32_t i = 0; i < t->capacity(); ++i) {
+        if (!t->full(i)) continue;
+        const std::uint32_t home = index_internal::home_group(t->top_of(i), t->groups);
+        const std::uint32_t g = i / index_internal::kGroupWidth;
+        const std::size_t groups = (g + t->groups - home) % t->groups + 1;
+        probe_sum += groups;
+        s.max_probe_groups = std::max(s.max_probe_groups, groups);
+        ++full;
+      }
+    }
+  });
+  s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0;
+  s.mean_probe_groups = full ? static_cast<double>(probe_sum) / static_cast<double>(full) : 0;
+  return s;
+}
+
+}  // namespace sisu

@@ -1,0 +1,506 @@
+#include "index/extendible_hash_map.h"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace sisu {
+namespace {
+
+using U64Map = ExtendibleHashMap<std::uint64_t, std::uint64_t>;
+
+// Checks that the map holds exactly the model's entries, by iteration and by lookup, and
+// that its stats agree with what it holds.
+template <class Map, class Model>
+void expect_same(const Map& m, const Model& model) {
+  ASSERT_EQ(m.size(), model.size());
+  ASSERT_EQ(m.empty(), model.empty());
+  std::size_t seen = 0;
+  for (const auto& [k, v] : m) {
+    auto it = model.find(k);
+    ASSERT_NE(it, model.end()) << "iteration yields a key the model lacks";
+    ASSERT_EQ(v, it->second);
+    ++seen;
+  }
+  ASSERT_EQ(seen, model.size()) << "iteration visits every entry exactly once";
+  for (const auto& [k, v] : model) {
+    auto it = m.find(k);
+    ASSERT_NE(it, m.end());
+    ASSERT_EQ(it->second, v);
+  }
+  const IndexStats s = m.stats();
+  ASSERT_EQ(s.size, model.size());
+  if (s.capacity > 0) {
+    ASSERT_DOUBLE_EQ(s.load_factor, static_cast<double>(s.size) / static_cast<double>(s.capacity));
+  }
+  ASSERT_EQ(std::accumulate(s.local_depth_histogram.begin(), s.local_depth_histogram.end(),
+                            std::size_t{0}),
+            s.tables);
+}
+
+// Random operations against std::unordered_map, in phases: grow, erase most (the map must
+// shrink: merges and directory halvings), then mixed.
+TEST(ExtendibleHashMap, ModelU64ThroughGrowAndShrink) {
+  U64Map m;
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  std::mt19937_64 rng(42);
+  auto key = [&] { return rng() % 400000; };
+  auto step = [&](int insert_pct) {
+    const std::uint64_t k = key();
+    const int op = static_cast<int>(rng() % 100);
+    if (op < insert_pct) {
+      const std::uint64_t v = rng();
+      switch (rng() % 4) {
+        case 0:
+          m[k] = v;
+          model[k] = v;
+          break;
+        case 1: {
+          auto [it, inserted] = m.insert({k, v});
+          auto [mit, minserted] = model.insert({k, v});
+          ASSERT_EQ(inserted, minserted);
+          ASSERT_EQ(it->second, mit->second);
+          break;
+        }
+        case 2: {
+          auto [it, inserted] = m.insert_or_assign(k, v);
+          model.insert_or_assign(k, v);
+          ASSERT_EQ(it->first, k);
+          ASSERT_EQ(it->second, v);
+          (void)inserted;
+          break;
+        }
+        default: {
+          auto [it, inserted] = m.try_emplace(k, v);
+          auto [mit, minserted] = model.try_emplace(k, v);
+          ASSERT_EQ(inserted, minserted);
+          ASSERT_EQ(it->second, mit->second);
+        }
+      }
+    } else if (op < insert_pct + 25) {
+      ASSERT_EQ(m.erase(k), model.erase(k));
+    } else {
+      auto it = m.find(k);
+      auto mit = model.find(k);
+      ASSERT_EQ(it == m.end(), mit == model.end());
+      if (mit != model.end()) {
+        ASSERT_EQ(it->second, mit->second);
+      }
+      ASSERT_EQ(m.contains(k), mit != model.end());
+      ASSERT_EQ(m.count(k), model.count(k));
+    }
+  };
+  for (int i = 0; i < 600000; ++i) step(70);  // grow
+  expect_same(m, model);
+  const IndexStats grown = m.stats();
+  EXPECT_GT(grown.splits, 0u);
+  EXPECT_GT(grown.global_depth, 3u);
+
+  // Erase almost everything, then insert a little: inserts into emptied tables merge them.
+  std::vector<std::uint64_t> keys;
+  for (const auto& [k, v] : model) keys.push_back(k);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i % 50 != 0) {
+      ASSERT_EQ(m.erase(keys[i]), 1u);
+      model.erase(keys[i]);
+    }
+  }
+  expect_same(m, model);
+  for (int i = 0; i < 100000; ++i) step(30);  // erase-heavy mixed
+  expect_same(m, model);
+  const IndexStats shrunk = m.stats();
+  EXPECT_GT(shrunk.merges, 0u) << "emptied buddies merged";
+  EXPECT_GT(shrunk.directory_halvings, 0u);
+  EXPECT_LT(shrunk.global_depth, grown.global_depth);
+  EXPECT_LT(shrunk.memory_bytes, grown.memory_bytes / 4);
+
+  for (int i = 0; i < 300000; ++i) step(55);  // mixed
+  expect_same(m, model);
+}
+
+TEST(ExtendibleHashMap, ShrinkToFitMergesEverythingItCan) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 200000; ++k) m[k] = k;
+  const std::size_t big = m.memory_bytes();
+  for (std::uint64_t k = 0; k < 200000; ++k) {
+    if (k % 100 != 0) m.erase(k);
+  }
+  EXPECT_EQ(m.memory_bytes(), big) << "erase never moves or frees tables";
+  m.shrink_to_fit();
+  EXPECT_EQ(m.size(), 2000u);
+  for (std::uint64_t k = 0; k < 200000; k += 100) ASSERT_EQ(m.at(k), k);
+  const IndexStats s = m.stats();
+  EXPECT_LT(s.memory_bytes, big / 50);
+  EXPECT_GT(s.load_factor, 0.5);
+  m.clear();
+  m.shrink_to_fit();
+  EXPECT_EQ(m.memory_bytes(), sizeof(m)) << "an empty map holds nothing";
+}
+
+// An insert/erase cycle at a growth boundary must not split and merge back and forth.
+TEST(ExtendibleHashMap, NoThrashAtABoundary) {
+  U64Map m;
+  std::uint64_t k = 0;
+  while (m.stats().splits == 0) m[k++] = 0;  // just past the first split
+  const IndexStats before = m.stats();
+  for (int round = 0; round < 2000; ++round) {
+    m.erase(k - 1);
+    m[k - 1] = 0;
+  }
+  const IndexStats after = m.stats();
+  EXPECT_EQ(after.splits, before.splits);
+  EXPECT_EQ(after.merges, before.merges);
+  EXPECT_EQ(after.grows, before.grows);
+  EXPECT_EQ(after.shrinks, before.shrinks);
+}
+
+TEST(ExtendibleHashMap, StringKeysWithStringViewLookup) {
+  ExtendibleHashMap<std::string, int> m;
+  std::unordered_map<std::string, int> model;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    // Short keys (SSO) and long ones (heap), so that moves copy both kinds.
+    std::string k = std::to_string(rng() % 50000);
+    if (rng() % 3 == 0) k += std::string(40, 'x');
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 6) {
+      m[k] = i;
+      model[k] = i;
+    } else if (op < 8) {
+      ASSERT_EQ(m.erase(std::string_view(k)), model.erase(k));
+    } else {
+      const std::string_view view(k);
+      ASSERT_EQ(m.contains(view), model.count(k) == 1);
+      auto it = m.find(view);
+      if (it != m.end()) {
+        ASSERT_EQ(it->second, model.at(k));
+      }
+    }
+  }
+  expect_same(m, model);
+}
+
+struct Point {
+  int x, y;
+  bool operator==(const Point&) const = default;
+};
+struct PointHash {
+  std::size_t operator()(const Point& p) const {
+    return hash_internal::mix64(static_cast<std::uint32_t>(p.x) * 0x100000001ULL ^
+                                    static_cast<std::uint32_t>(p.y),
+                                17);
+  }
+};
+struct PointModelHash {
+  std::size_t operator()(const Point& p) const { return PointHash{}(p); }
+};
+
+TEST(ExtendibleHashMap, StructKeyWithCustomHash) {
+  ExtendibleHashMap<Point, std::string, PointHash, std::equal_to<Point>> m;
+  std::unordered_map<Point, std::string, PointModelHash> model;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 100000; ++i) {
+    const Point p{static_cast<int>(rng() % 300) - 150, static_cast<int>(rng() % 300)};
+    if (rng() % 4 != 0) {
+      m[p] = std::to_string(i);
+      model[p] = std::to_string(i);
+    } else {
+      ASSERT_EQ(m.erase(p), model.erase(p));
+    }
+  }
+  expect_same(m, model);
+}
+
+TEST(ExtendibleHashMap, EraseWhileIteratingVisitsEachEntryOnce) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 50000; ++k) m[k] = k;
+  std::set<std::uint64_t> visited;
+  for (auto it = m.begin(); it != m.end();) {
+    ASSERT_TRUE(visited.insert(it->first).second) << "visited twice";
+    if (it->first % 3 != 0) {
+      it = m.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  EXPECT_EQ(visited.size(), 50000u);
+  EXPECT_EQ(m.size(), 16667u);
+  for (const auto& [k, v] : m) ASSERT_EQ(k % 3, 0u);
+}
+
+TEST(ExtendibleHashMap, EraseKeepsOtherIteratorsValid) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 20000; ++k) m[k] = k * 2;
+  std::vector<U64Map::iterator> its;
+  for (std::uint64_t k = 0; k < 20000; k += 2) its.push_back(m.find(k));
+  for (std::uint64_t k = 1; k < 20000; k += 2) m.erase(k);  // the odd ones
+  for (auto it : its) {
+    ASSERT_EQ(it->second, it->first * 2);  // still valid, still pointing to its entry
+    it->second += 1;
+  }
+  for (std::uint64_t k = 0; k < 20000; k += 2) ASSERT_EQ(m.at(k), k * 2 + 1);
+}
+
+TEST(ExtendibleHashMap, EmptyMapBehaves) {
+  U64Map m;
+  EXPECT_TRUE(m.empty());
+  EXPECT_EQ(m.begin(), m.end());
+  EXPECT_EQ(m.find(1), m.end());
+  EXPECT_FALSE(m.contains(0));
+  EXPECT_EQ(m.erase(5), 0u);
+  EXPECT_THROW(m.at(3), std::out_of_range);
+  EXPECT_EQ(m.memory_bytes(), sizeof(m)) << "a new map allocates nothing";
+  const IndexStats s = m.stats();
+  EXPECT_EQ(s.tables, 0u);
+  EXPECT_EQ(s.load_factor, 0.0);
+}
+
+TEST(ExtendibleHashMap, SmallMapsStaySmall) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 7; ++k) m[k] = k;
+  const IndexStats s = m.stats();
+  EXPECT_EQ(s.tables, 1u);
+  EXPECT_EQ(s.global_depth, 0u);
+  EXPECT_LE(s.capacity, 16u);
+  EXPECT_LE(s.memory_bytes, sizeof(m) + 512) << "no directory, one tiny table";
+}
+
+TEST(ExtendibleHashMap, CopyAndMove) {
+  ExtendibleHashMap<std::string, std::string> a;
+  for (int i = 0; i < 30000; ++i) a[std::to_string(i)] = std::string(i % 50, 'v');
+  for (int i = 0; i < 30000; i += 7) a.erase(std::to_string(i));  // tombstones too
+
+  ExtendibleHashMap<std::string, std::string> b = a;  // copy
+  ASSERT_EQ(b.size(), a.size());
+  for (const auto& [k, v] : a) ASSERT_EQ(b.at(k), v);
+  b["new"] = "x";
+  b.erase("1");
+  EXPECT_FALSE(a.contains("new"));
+  EXPECT_TRUE(a.contains("1"));
+
+  const std::size_t n = a.size();
+  ExtendibleHashMap<std::string, std::string> c = std::move(a);  // move
+  EXPECT_EQ(c.size(), n);
+  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): documented state
+  a["again"] = "usable after move";
+  EXPECT_EQ(a.size(), 1u);
+
+  c = b;  // copy assign
+  EXPECT_EQ(c.size(), b.size());
+  c = c;  // self
+  EXPECT_EQ(c.size(), b.size());
+  b = std::move(c);
+  EXPECT_TRUE(b.contains("new"));
+  b.swap(a);
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_TRUE(a.contains("new"));
+
+  U64Map small;
+  small[1] = 1;  // a map with the inline directory
+  U64Map moved = std::move(small);
+  EXPECT_EQ(moved.at(1), 1u);
+  moved[2] = 2;
+  EXPECT_EQ(moved.size(), 2u);
+}
+
+TEST(ExtendibleHashMap, SizeHintAvoidsAllGrowth) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{100},
+                        std::size_t{1000}, std::size_t{12345}, std::size_t{100000},
+                        std::size_t{1000000}}) {
+    for (bool sequential : {true, false}) {
+      U64Map m(n);
+      std::mt19937_64 rng(n);
+      for (std::size_t i = 0; i < n; ++i) m[sequential ? i : rng()] = i;
+      const IndexStats s = m.stats();
+      EXPECT_EQ(s.size, n);
+      EXPECT_EQ(s.splits + s.grows + s.directory_doublings, 0u)
+          << "n=" << n << (sequential ? " sequential" : " random");
+      if (n >= 1000) {
+        // Close to the minimum: no power-of-two rounding of the total.
+        EXPECT_GT(s.load_factor, 0.6) << n;
+      }
+    }
+  }
+}
+
+TEST(ExtendibleHashMap, ReserveOnAFilledMap) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 1000; ++k) m[k] = k;
+  m.reserve(200000);
+  const IndexStats before = m.stats();
+  for (std::uint64_t k = 1000; k < 200000; ++k) m[k] = k;
+  const IndexStats after = m.stats();
+  EXPECT_EQ(after.splits, before.splits);
+  EXPECT_EQ(after.grows, before.grows);
+  for (std::uint64_t k = 0; k < 200000; k += 997) ASSERT_EQ(m.at(k), k);
+}
+
+TEST(ExtendibleHashMap, SequentialKeysSpreadEvenly) {
+  U64Map m;
+  for (std::uint64_t k = 0; k < 300000; ++k) m[k] = k;
+  const IndexStats s = m.stats();
+  // Every table sits at one of at most three adjacent depths.
+  std::size_t lo = s.local_depth_histogram.size(), hi = 0;
+  for (std::size_t d = 0; d < s.local_depth_histogram.size(); ++d) {
+    if (s.local_depth_histogram[d] > 0) {
+      lo = std::min(lo, d);
+      hi = std::max(hi, d);
+    }
+  }
+  EXPECT_LE(hi - lo, 2u);
+  EXPECT_EQ(s.overflow_tables, 0u);
+  EXPECT_LT(s.mean_probe_groups, 1.5);
+}
+
+// --- hostile hashes --------------------------------------------------------------------------
+
+// Hostile hashers claim to avalanche, so that the map takes their output as it is.
+struct ConstantHash {
+  using is_avalanching = void;
+  std::size_t operator()(std::uint64_t) const { return 0x1234567890abcdefULL; }
+};
+struct FewValuesHash {  // four distinct values that differ only in their low bits
+  using is_avalanching = void;
+  std::size_t operator()(std::uint64_t k) const { return k % 4; }
+};
+struct TopBitsZeroHash {  // small keys: every bit the directory reads is zero
+  using is_avalanching = void;
+  std::size_t operator()(std::uint64_t k) const { return k; }
+};
+struct IdentityHash {  // std::hash on libstdc++, which does not claim to avalanche
+  std::size_t operator()(std::uint64_t k) const { return k; }
+};
+
+template <class H>
+void check_hostile(std::size_t n) {
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, H> m;
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    m[k * 7] = k;
+    model[k * 7] = k;
+  }
+  for (std::uint64_t k = 0; k < n; k += 3) {
+    ASSERT_EQ(m.erase(k * 7), 1u);
+    model.erase(k * 7);
+  }
+  expect_same(m, model);
+  const IndexStats s = m.stats();
+  EXPECT_LE(s.global_depth, 12u) << "the directory stops doubling";
+  EXPECT_LT(s.memory_bytes, n * 64) << "memory stays proportional to the entries";
+  EXPECT_FALSE(m.contains(1));
+}
+
+TEST(ExtendibleHashMap, ConstantHashStaysCorrectAndBounded) {
+  check_hostile<ConstantHash>(3000);
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, ConstantHash> m;
+  for (std::uint64_t k = 0; k < 3000; ++k) m[k] = k;
+  EXPECT_GT(m.stats().overflow_tables, 0u);
+}
+TEST(ExtendibleHashMap, FewDistinctHashesStayCorrectAndBounded) {
+  check_hostile<FewValuesHash>(20000);
+}
+TEST(ExtendibleHashMap, TopBitsZeroHashStaysCorrectAndBounded) {
+  check_hostile<TopBitsZeroHash>(20000);
+}
+
+// A hasher that does not claim to avalanche is mixed by the map: the identity spreads evenly.
+TEST(ExtendibleHashMap, IdentityHashIsMixedAndSpreadsEvenly) {
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, IdentityHash> m;
+  for (std::uint64_t k = 0; k < 200000; ++k) m[k] = k;
+  const IndexStats s = m.stats();
+  EXPECT_EQ(s.overflow_tables, 0u);
+  EXPECT_GT(s.global_depth, 4u);
+  EXPECT_GT(s.load_factor, 0.6);
+  for (std::uint64_t k = 0; k < 200000; k += 101) ASSERT_EQ(m.at(k), k);
+}
+
+// --- exception safety ------------------------------------------------------------------------
+
+// A value whose copy throws when told to, and whose move may throw (so the map copies it when
+// relocating): moves between tables can then fail halfway.
+struct Fragile {
+  static inline int copies_left = -1;  // -1: never throw
+  int v = 0;
+  explicit Fragile(int x) : v(x) {}
+  Fragile(const Fragile& o) : v(o.v) {
+    if (copies_left == 0) throw std::runtime_error("copy failed");
+    if (copies_left > 0) --copies_left;
+  }
+  Fragile(Fragile&& o) noexcept(false) : Fragile(static_cast<const Fragile&>(o)) {}
+  Fragile& operator=(const Fragile&) = default;
+};
+
+TEST(ExtendibleHashMap, FailedRelocationLeavesTheMapIntact) {
+  ExtendibleHashMap<std::string, Fragile> m;
+  std::unordered_map<std::string, int> model;
+  std::mt19937 rng(11);
+  int failures = 0;
+  for (int i = 0; i < 40000; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    Fragile::copies_left = static_cast<int>(rng() % 4000);  // fail somewhere in a big move
+    try {
+      m.try_emplace(k, i);
+      model.emplace(k, i);
+    } catch (const std::runtime_error&) {
+      ++failures;
+      ASSERT_FALSE(m.contains(k)) << "a failed insert leaves no trace";
+    }
+    Fragile::copies_left = -1;
+    if (i % 5000 == 0) {
+      ASSERT_EQ(m.size(), model.size());
+      for (const auto& [mk, mv] : model) ASSERT_EQ(m.at(mk).v, mv);
+    }
+  }
+  Fragile::copies_left = -1;
+  EXPECT_GT(failures, 0) << "the test must exercise a failure";
+  ASSERT_EQ(m.size(), model.size());
+  for (const auto& [mk, mv] : model) ASSERT_EQ(m.at(mk).v, mv);
+}
+
+// --- group implementations -------------------------------------------------------------------
+
+TEST(Group, SimdAndPortableAgree) {
+  using namespace index_internal;
+  std::mt19937 rng(5);
+  alignas(32) std::uint8_t meta[kGroupMetaBytes];
+  for (int round = 0; round < 20000; ++round) {
+    for (auto& b : meta) {
+      // Mostly a few values so that matches happen; empties and tombstones often.
+      const unsigned r = rng() % 8;
+      b = static_cast<std::uint8_t>(r < 2 ? r : (r < 5 ? 2 + r : rng()));
+    }
+    const auto top = static_cast<std::uint8_t>(meta[rng() % 16] | 2);
+    const auto trie = meta[16 + rng() % 16];
+    const unsigned bit = rng() % 8;
+    const SlotMask want = GroupPortable::match(meta, top, trie);
+    // The portable one against a plain loop, then the SIMD ones against it.
+    SlotMask loop = 0;
+    for (unsigned i = 0; i < 16; ++i) loop |= SlotMask{meta[i] == top && meta[16 + i] == trie} << i;
+    ASSERT_EQ(want, loop);
+#if defined(__SSE2__)
+    ASSERT_EQ(GroupSse2::match(meta, top, trie), want);
+    ASSERT_EQ(GroupSse2::match_empty(meta), GroupPortable::match_empty(meta));
+    ASSERT_EQ(GroupSse2::match_free(meta), GroupPortable::match_free(meta));
+    ASSERT_EQ(GroupSse2::match_full(meta), GroupPortable::match_full(meta));
+    ASSERT_EQ(GroupSse2::trie_bit(meta, bit), GroupPortable::trie_bit(meta, bit));
+#endif
+#if defined(__x86_64__)
+    if (GroupAvx2::cpu_supports()) {
+      ASSERT_EQ(GroupAvx2::match(meta, top, trie), want);
+      ASSERT_EQ(GroupAvx2::match_empty(meta), GroupPortable::match_empty(meta));
+      ASSERT_EQ(GroupAvx2::match_free(meta), GroupPortable::match_free(meta));
+      ASSERT_EQ(GroupAvx2::trie_bit(meta, bit), GroupPortable::trie_bit(meta, bit));
+    }
+#endif
+  }
+}
+
+}  // namespace
+}  // namespace sisu

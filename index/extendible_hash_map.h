@@ -328,9 +328,6 @@ class ExtendibleHashMap {
   static Status load(const std::string& path, ExtendibleHashMap* out);
 
  private:
-  template <class, class, class, class>
-  friend class ExtendibleHashMap;
-  friend struct ExtendibleHashMapFile;
 
   static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;
   static constexpr unsigned kHeaderBytes = 64;
@@ -512,12 +509,13 @@ class ExtendibleHashMap {
       }
     }
   }
-  // Calls f(table) for every table, main ones and their overflow chains, once each.
+  // Calls f(table) for every table, main ones and their overflow chains, once each. (A slot
+  // without a table exists only while load() fills the directory.)
   template <class F>
   void for_each_table(F&& f) const {
     for (std::size_t i = 0; i < dir_size();) {
       Table* t = dir_[i].table;
-      i += std::size_t{1} << (global_depth_ - dir_[i].local_depth);
+      i += t == nullptr ? 1 : std::size_t{1} << (global_depth_ - dir_[i].local_depth);
       if (t == nullptr) continue;
       for (Table* next; t != nullptr; t = next) {
         next = t->overflow;
@@ -1304,3 +1302,5 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
 }
 
 }  // namespace sisu
+
+#include "index/extendible_hash_map_file.h"  // save() and load()

@@ -1,0 +1,318 @@
+// ExtendibleHashMap::save and ::load: the map as an index file (index/index_file_format.h,
+// docs/index-format.md). Included by index/extendible_hash_map.h; not for direct use.
+//
+// save writes the tables' memory images, so a file is as large as the map's tables and
+// writing it is a sequential copy. It goes through AtomicFileWriter: after a crash at any
+// point, `path` holds the previous complete file or the new one.
+//
+// load trusts nothing it reads. Before allocating it checks sizes against the file's length;
+// each table record must pass its CRC32C, fit the directory exactly once, hold well-formed
+// metadata, and every key in it must hash to where it sits (its prefix, tophash and triehash)
+// and be the one a lookup finds. A file that passes all of that answers every lookup as the
+// saved map did. Anything else is is_corruption() (or is_io_error()), with the offset.
+#pragma once
+
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "index/index_file_format.h"
+#include "util/crc32c.h"
+#include "util/file.h"
+
+namespace sisu {
+namespace index_internal {
+
+template <class Hash>
+concept SeededHasher = requires(const Hash& h, std::uint64_t seed) {
+  { h.seed() } -> std::convertible_to<std::uint64_t>;
+  Hash(seed);
+};
+
+inline std::string at_offset(const std::string& path, std::uint64_t offset) {
+  return path + " at offset " + std::to_string(offset) + ": ";
+}
+
+}  // namespace index_internal
+
+template <class K, class V, class H, class E>
+Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>,
+                "save() needs trivially copyable Key and Value");
+  namespace f = index_file;
+  AtomicFileWriter w(path);
+  if (Status s = w.open(); !s.ok()) return s;
+
+  std::uint32_t tables = 0;
+  if (dir_ != nullptr) for_each_table([&](Table*) { ++tables; });
+  f::FileHeader h{};
+  std::memcpy(h.magic, f::kMagic, sizeof(h.magic));
+  h.format_version = f::kFormatVersion;
+  h.header_bytes = sizeof(f::FileHeader);
+  h.key_bytes = sizeof(K);
+  h.value_bytes = sizeof(V);
+  h.slot_bytes = sizeof(value_type);
+  h.alignments = static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V));
+  if constexpr (index_internal::SeededHasher<H>) {
+    h.hash_seed = hash_.seed();
+    h.hash_version = hash_internal::SeededHash::kVersion;
+  }
+  h.global_depth = global_depth_;
+  h.entries = size_;
+  h.tables = tables;
+  h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
+  if (Status s = w.append(&h, sizeof(h)); !s.ok()) return s;
+
+  // Each table: its header, then its metadata and slots as in memory, with the slots that
+  // hold no entry zeroed (they may hold the bytes of erased entries).
+  std::vector<char> image;
+  Status status;
+  if (dir_ != nullptr) {
+    for_each_main_table([&](Table* head) {
+      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
+        const std::size_t payload = std::size_t{t->groups} * kGroupBytes;
+        image.assign(reinterpret_cast<const char*>(t->meta(0)),
+                     reinterpret_cast<const char*>(t->meta(0)) + payload);
+        char* slots = image.data() + std::size_t{t->groups} * index_internal::kGroupMetaBytes;
+        for (std::uint32_t i = 0; i < t->capacity(); ++i) {
+          if (!t->full(i)) std::memset(slots + std::size_t{i} * kSlotBytes, 0, kSlotBytes);
+        }
+        f::TableHeader th{};
+        th.magic = f::kTableMagic;
+        th.groups = t->groups;
+        th.size = t->size;
+        th.flags = t == head ? 0 : f::kTableIsOverflow;
+        th.prefix = t->prefix;
+        th.local_depth = t->local_depth;
+        th.trie_base = t->trie_base;
+        th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), image.data(), image.size());
+        status = w.append(&th, sizeof(th));
+        if (status.ok()) status = w.append(image.data(), image.size());
+      }
+    });
+  }
+  if (!status.ok()) return status;
+
+  f::Footer ft{};
+  std::memcpy(ft.magic, f::kFooterMagic, sizeof(ft.magic));
+  ft.entries = size_;
+  ft.body_bytes = w.bytes_written();
+  ft.tables = tables;
+  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
+  if (Status s = w.append(&ft, sizeof(ft)); !s.ok()) return s;
+  return w.commit();
+}
+
+template <class K, class V, class H, class E>
+Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHashMap* out) {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>,
+                "load() needs trivially copyable Key and Value");
+  namespace f = index_file;
+  using index_internal::at_offset;
+  FileReader r;
+  if (Status s = r.open(path); !s.ok()) return s;
+  const std::uint64_t file_bytes = r.size();
+  if (file_bytes < sizeof(f::FileHeader) + sizeof(f::Footer)) {
+    return Status::corruption(path + ": too short for a sisu index file (" +
+                              std::to_string(file_bytes) + " bytes)");
+  }
+
+  // --- header -------------------------------------------------------------------------------
+  f::FileHeader h;
+  if (Status s = r.read_at(0, &h, sizeof(h)); !s.ok()) return s;
+  if (std::memcmp(h.magic, f::kMagic, sizeof(h.magic)) != 0) {
+    return Status::corruption(path + ": not a sisu index file (bad magic at offset 0)");
+  }
+  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
+    return Status::corruption(at_offset(path, offsetof(f::FileHeader, crc)) +
+                              "header checksum mismatch");
+  }
+  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(f::FileHeader)) {
+    return Status::corruption(path + ": unsupported format version " +
+                              std::to_string(h.format_version));
+  }
+  if (h.key_bytes != sizeof(K) || h.value_bytes != sizeof(V) ||
+      h.slot_bytes != sizeof(value_type) ||
+      h.alignments != static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V))) {
+    return Status::corruption(path + ": written for " + std::to_string(h.key_bytes) +
+                              "-byte keys and " + std::to_string(h.value_bytes) +
+                              "-byte values, not this map's " + std::to_string(sizeof(K)) +
+                              " and " + std::to_string(sizeof(V)));
+  }
+  H hasher;
+  if constexpr (index_internal::SeededHasher<H>) {
+    if (h.hash_version != hash_internal::SeededHash::kVersion) {
+      return Status::corruption(path + ": written with hash version " +
+                                std::to_string(h.hash_version) + ", this build has " +
+                                std::to_string(hash_internal::SeededHash::kVersion));
+    }
+    hasher = H(h.hash_seed);
+  } else if (h.hash_version != 0) {
+    return Status::corruption(path + ": written with sisu::Hash, loaded with another hasher");
+  }
+  if (h.global_depth > index_internal::kMaxDepth) {
+    return Status::corruption(path + ": global depth " + std::to_string(h.global_depth) +
+                              " exceeds " + std::to_string(index_internal::kMaxDepth));
+  }
+  // Every table record takes at least a header and one group: bound the counts by the file
+  // size before allocating anything for them.
+  const std::uint64_t body_limit = file_bytes - sizeof(f::Footer);
+  const std::uint64_t min_record = sizeof(f::TableHeader) + kGroupBytes;
+  // Tiling 2^depth directory slots takes at least depth + 1 tables; and the directory may not
+  // cost more than 64 bytes of memory per byte of file.
+  if (h.tables > (body_limit - sizeof(f::FileHeader)) / min_record ||
+      (h.global_depth > 0 && h.tables < h.global_depth + 1) ||
+      (std::uint64_t{1} << h.global_depth) * sizeof(DirEntry) > 64 * file_bytes ||
+      (h.tables == 0 && h.entries != 0)) {
+    return Status::corruption(path + ": header counts (" + std::to_string(h.tables) +
+                              " tables, depth " + std::to_string(h.global_depth) +
+                              ") do not fit a file of " + std::to_string(file_bytes) + " bytes");
+  }
+
+  // --- footer -------------------------------------------------------------------------------
+  f::Footer ft;
+  if (Status s = r.read_at(body_limit, &ft, sizeof(ft)); !s.ok()) return s;
+  if (std::memcmp(ft.magic, f::kFooterMagic, sizeof(ft.magic)) != 0 ||
+      ft.crc != crc32c::value(&ft, offsetof(f::Footer, crc))) {
+    return Status::corruption(at_offset(path, body_limit) +
+                              "bad footer (truncated or extended file?)");
+  }
+  if (ft.body_bytes != body_limit || ft.entries != h.entries || ft.tables != h.tables) {
+    return Status::corruption(at_offset(path, body_limit) + "footer does not match the header");
+  }
+
+  // --- tables -------------------------------------------------------------------------------
+  ExtendibleHashMap m(0, hasher);
+  if (h.tables == 0) {
+    *out = std::move(m);
+    return Status::OK();
+  }
+  m.global_depth_ = h.global_depth;
+  m.dir_ = h.global_depth == 0 ? &m.inline_dir_ : new DirEntry[std::size_t{1} << h.global_depth];
+  m.memory_ += m.dir_bytes();
+  std::fill_n(m.dir_, m.dir_size(), DirEntry{});
+
+  std::uint64_t offset = sizeof(f::FileHeader);
+  std::uint64_t entries = 0;
+  Table* head = nullptr;
+  for (std::uint32_t n = 0; n < h.tables; ++n) {
+    f::TableHeader th;
+    if (offset + sizeof(th) > body_limit) {
+      return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
+                                " runs past the footer");
+    }
+    if (Status s = r.read_at(offset, &th, sizeof(th)); !s.ok()) return s;
+    const std::string where = at_offset(path, offset) + "table " + std::to_string(n) + ": ";
+    if (th.magic != f::kTableMagic || th.reserved != 0 || th.flags > f::kTableIsOverflow) {
+      return Status::corruption(where + "bad table header");
+    }
+    if (th.groups == 0 || th.groups > 255 ||
+        block_bytes(th.groups) > SlabAllocator::kMaxBlockBytes) {
+      return Status::corruption(where + "bad size (" + std::to_string(th.groups) + " groups)");
+    }
+    const std::uint64_t payload = std::uint64_t{th.groups} * kGroupBytes;
+    if (payload > body_limit - offset - sizeof(th)) {
+      return Status::corruption(where + "runs past the footer");
+    }
+    if (th.local_depth > h.global_depth || th.trie_base > th.local_depth ||
+        (th.local_depth < 64 && th.prefix >> th.local_depth != 0)) {
+      return Status::corruption(where + "bad place in the directory");
+    }
+    const bool overflow = (th.flags & f::kTableIsOverflow) != 0;
+    Table* t = nullptr;
+    if (overflow) {
+      if (head == nullptr || head->prefix != th.prefix || head->local_depth != th.local_depth ||
+          head->trie_base != th.trie_base) {
+        return Status::corruption(where + "overflow table without its table");
+      }
+      Table* last = head;
+      while (last->overflow != nullptr) last = last->overflow;
+      t = m.new_table(th.groups, th.local_depth, th.prefix, th.trie_base);
+      last->overflow = t;  // reachable, so freed by m if anything below fails
+    } else {
+      t = m.new_table(th.groups, th.local_depth, th.prefix, th.trie_base);
+      const std::size_t begin = m.range_begin(t), count = m.range_size(t);
+      bool taken = false;
+      for (std::size_t i = begin; i < begin + count; ++i) taken |= m.dir_[i].table != nullptr;
+      if (taken) {
+        m.free_table(t);
+        return Status::corruption(where + "overlaps another table in the directory");
+      }
+      m.publish(t);
+      head = t;
+    }
+    // Read the image straight into the table and check it before looking at it.
+    if (Status s = r.read_at(offset + sizeof(th), t->meta(0), payload); !s.ok()) return s;
+    const std::uint32_t crc = th.crc;
+    th.crc = 0;
+    if (crc != crc32c::extend(crc32c::value(&th, sizeof(th)), t->meta(0), payload)) {
+      return Status::corruption(where + "checksum mismatch");
+    }
+    // Metadata: counts, free space, and every entry where its hash puts it.
+    std::uint32_t full = 0, tombstones = 0;
+    for (std::uint32_t i = 0; i < t->capacity(); ++i) {
+      const std::uint8_t top = t->top_of(i);
+      if (top == index_internal::kTombstone) {
+        ++tombstones;
+        continue;
+      }
+      if (top == index_internal::kEmpty) continue;
+      ++full;
+      const std::uint64_t hv = m.hash_of(t->slot(i)->first);
+      const bool placed = index_internal::tophash(hv) == top &&
+                          index_internal::triehash(hv, t->trie_base) == t->trie_of(i) &&
+                          (t->local_depth == 0 || hv >> (64 - t->local_depth) == t->prefix);
+      if (!placed) {
+        return Status::corruption(where + "slot " + std::to_string(i) +
+                                  " holds a key that does not hash to it (written with "
+                                  "another hash function or seed?)");
+      }
+    }
+    if (full != th.size || full + tombstones > max_load(t->groups)) {
+      return Status::corruption(where + "metadata counts do not match");
+    }
+    t->size = full;
+    t->tombstones = tombstones;
+    t->growth_left = static_cast<std::uint32_t>(max_load(t->groups) - full - tombstones);
+    t->erased = tombstones > 0;
+    entries += full;
+    offset += sizeof(th) + payload;
+    if (overflow) m.publish(head);  // has_overflow
+  }
+  if (offset != body_limit) {
+    return Status::corruption(at_offset(path, offset) + "unexpected bytes before the footer");
+  }
+  for (std::size_t i = 0; i < m.dir_size(); ++i) {
+    if (m.dir_[i].table == nullptr) {
+      return Status::corruption(path + ": directory slot " + std::to_string(i) +
+                                " has no table");
+    }
+  }
+  if (entries != h.entries) {
+    return Status::corruption(path + ": header says " + std::to_string(h.entries) +
+                              " entries, tables hold " + std::to_string(entries));
+  }
+  m.size_ = entries;
+  // Every entry must be the one a lookup of its key finds: this rejects duplicate keys and
+  // entries cut off from their home group.
+  std::string bad;
+  m.for_each_table([&](Table* t) {
+    for (std::uint32_t i = 0; i < t->capacity() && bad.empty(); ++i) {
+      if (!t->full(i)) continue;
+      const K& key = t->slot(i)->first;
+      const Slot s = m.find_slot(m.hash_of(key), key);
+      if (s.table != t || s.index != i) {
+        bad = "an entry of a table at depth " + std::to_string(t->local_depth) +
+              " is unreachable or duplicated";
+      }
+    }
+  });
+  if (!bad.empty()) return Status::corruption(path + ": " + bad);
+  m.tables_at_global_depth_ = 0;
+  m.for_each_main_table(
+      [&](Table* t) { m.tables_at_global_depth_ += t->local_depth == m.global_depth_; });
+  *out = std::move(m);
+  return Status::OK();
+}
+
+}  // namespace sisu

@@ -1,0 +1,64 @@
+// Whole-file I/O with sisu's durability rules, reporting errors as Status.
+//
+// AtomicFileWriter writes a new version of a file crash-consistently: the bytes go to a
+// temporary file beside it, which is fsynced, renamed over the target, and the directory is
+// fsynced. After a crash at any point the target holds the old content or the new, whole.
+//
+// FileReader reads a file at offsets, never past its end: a short file is a Status, not a
+// short read that the caller might forget to check.
+//
+// Thread-safety: one object per thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "util/status.h"
+
+namespace sisu {
+
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();  // an uncommitted temporary file is removed
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  Status open();
+  Status append(const void* data, std::size_t n);
+  // fsync, rename over the target, fsync the directory. REQUIRES: open() succeeded.
+  Status commit();
+  std::uint64_t bytes_written() const { return written_; }
+
+ private:
+  Status flush_buffer();
+
+  std::string path_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+  std::uint64_t written_ = 0;
+  std::string buffer_;  // appends are gathered into large writes
+};
+
+class FileReader {
+ public:
+  FileReader() = default;
+  ~FileReader();
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
+
+  // io_error if it cannot be opened; corruption if it is not a regular file.
+  Status open(const std::string& path);
+  std::uint64_t size() const { return size_; }
+  // Reads exactly n bytes at offset; corruption ("truncated") if the file ends before.
+  Status read_at(std::uint64_t offset, void* out, std::size_t n) const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+};
+
+}  // namespace sisu

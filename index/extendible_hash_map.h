@@ -103,7 +103,10 @@ inline std::uint32_t home_group(std::uint8_t top, std::uint32_t groups) {
 // the bits used are the same for every entry of the table, so after k splits only 8 - k bits
 // still filter probes; stopping at 4 keeps at least 4 (with the tophash: 16-bit collisions in
 // one probed group stay rare) and hashes each key again only every 4 doublings of the map.
-inline constexpr unsigned kTrieSplits = 4;
+#ifndef SISU_EHM_TRIE_SPLITS  // overridden only by bench/split_cost_bench's ablation build
+#define SISU_EHM_TRIE_SPLITS 4
+#endif
+inline constexpr unsigned kTrieSplits = SISU_EHM_TRIE_SPLITS;
 // Directory depth limit: beyond it a table chains overflow tables instead of splitting.
 inline constexpr unsigned kMaxDepth = 40;
 // The directory may double while it has at most one slot per this many entries (or is small).

@@ -81,7 +81,12 @@ class SlabAllocator {
   struct Options {
     // Smallest slab. Classes whose blocks are large use a larger slab (a power of two holding
     // at least 15 blocks), so the header and the tail waste stay under 1/16 of a slab.
-    std::size_t slab_bytes = std::size_t{1} << 20;
+    // 2 MiB: the size of a transparent huge page.
+    std::size_t slab_bytes = std::size_t{2} << 20;
+    // Ask the kernel to back slabs of 2 MiB multiples with transparent huge pages
+    // (madvise(MADV_HUGEPAGE)): fewer TLB misses for big maps, at the cost of memory touched
+    // in 2 MiB steps (up to a slab per size class in use).
+    bool huge_pages = true;
     // Empty slabs each class keeps mapped for reuse; more are unmapped at once.
     std::size_t empty_slabs_kept = 1;
     // A cap on bytes_reserved; mapping a slab beyond it throws std::bad_alloc.

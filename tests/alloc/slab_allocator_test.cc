@@ -190,6 +190,7 @@ TEST(SlabAllocator, FreedBlocksAreReusedSoMemoryStaysFlat) {
 TEST(SlabAllocator, EmptySlabsGoBackToTheOs) {
   SlabAllocator::Options o;
   o.empty_slabs_kept = 1;
+  o.slab_bytes = 1u << 20;
   SlabAllocator a(o);
   constexpr std::size_t kBlock = 64 * kKiB;  // 15 blocks per 1 MiB slab
   std::vector<void*> blocks;
@@ -225,6 +226,7 @@ TEST(SlabAllocator, EmptySlabsGoBackToTheOs) {
 
 TEST(SlabAllocator, ReservationCapGivesBadAllocAndLeavesTheAllocatorUsable) {
   SlabAllocator::Options o;
+  o.slab_bytes = 1u << 20;
   o.max_reserved_bytes = 2u << 20;  // two 1 MiB slabs
   SlabAllocator a(o);
   constexpr std::size_t kBlock = 64 * kKiB;

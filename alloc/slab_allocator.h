@@ -26,9 +26,10 @@
 // all, enough for its maps' tables to stay on its core; each class also keeps a transfer array
 // (about 1 MiB of block pointers) that caches flush into and refill from under a short lock.
 //
-// Memory goes back: a slab whose blocks are all free again is kept while its class holds fewer
-// than Options::empty_slabs_kept empty slabs, and unmapped beyond that; trim() unmaps every
-// empty slab now. Blocks sitting in caches keep their slab alive: flush_thread_cache() returns
+// Memory goes back: a class keeps empty slabs up to a quarter of its slabs in use (at least
+// Options::empty_slabs_kept); the rest go to a pool that any class with the same slab size
+// reuses, holding at most an eighth of the memory in use (at least 4 slabs); beyond that they
+// are unmapped. trim() unmaps every empty slab and empties the pool now. Blocks sitting in caches keep their slab alive: flush_thread_cache() returns
 // the calling thread's to their slabs, trim() also empties the transfer arrays, and a thread's
 // cache goes back to the slabs when the thread exits.
 //
@@ -64,6 +65,7 @@ struct SlabStats {
   std::size_t bytes_in_use = 0;    // blocks handed to callers, at their class size
   std::size_t bytes_cached = 0;    // free blocks in thread caches
   std::size_t bytes_free = 0;      // free blocks in slabs
+  std::size_t bytes_pooled = 0;    // wholly empty slabs kept for any class (in bytes_reserved)
   std::size_t slabs = 0;
   std::size_t slabs_mapped_total = 0;    // since construction
   std::size_t slabs_released_total = 0;  // unmapped again since construction
@@ -84,10 +86,14 @@ class SlabAllocator {
     // 2 MiB: the size of a transparent huge page.
     std::size_t slab_bytes = std::size_t{2} << 20;
     // Ask the kernel to back slabs of 2 MiB multiples with transparent huge pages
-    // (madvise(MADV_HUGEPAGE)): fewer TLB misses for big maps, at the cost of memory touched
-    // in 2 MiB steps (up to a slab per size class in use).
-    bool huge_pages = true;
-    // Empty slabs each class keeps mapped for reuse; more are unmapped at once.
+    // (madvise(MADV_HUGEPAGE)). Faster lookups in big maps (fewer TLB misses: 4M-key hits
+    // 74 -> 59 ns), but the first touch of a huge page may stall for milliseconds while the
+    // kernel compacts memory (the slowest insert growing to 10M keys: 1 ms -> 9 ms), and
+    // memory is touched in 2 MiB steps. Off by default: sisu promises no long pauses. The
+    // global allocator turns it on when the environment has SISU_HUGE_PAGES=1.
+    bool huge_pages = false;
+    // Empty slabs each class keeps mapped for reuse once it has drained; while a class has
+    // slabs in use it may keep up to a quarter of that many empty ones.
     std::size_t empty_slabs_kept = 1;
     // A cap on bytes_reserved; mapping a slab beyond it throws std::bad_alloc.
     std::size_t max_reserved_bytes = SIZE_MAX;
@@ -103,7 +109,8 @@ class SlabAllocator {
   SlabAllocator& operator=(const SlabAllocator&) = delete;
 
   // The process-wide allocator that sisu's maps use unless given another. Never destroyed, so
-  // maps with static storage duration may free into it during exit.
+  // maps with static storage duration may free into it during exit. Default options, except
+  // huge_pages when the environment has SISU_HUGE_PAGES=1.
   static SlabAllocator& global();
 
   // The class that serves `bytes` and its block size.
@@ -149,13 +156,18 @@ class SlabAllocator {
   // Returns blocks to class c: into its transfer array while there is room, unless to_slabs,
   // and the rest to their slabs. Aborts on a block this allocator does not own in class c.
   void return_blocks(std::size_t c, void* const* blocks, std::size_t n, bool to_slabs) noexcept;
-  // REQUIRES: class c's lock is held. Returns the bytes of slabs it unmapped.
-  std::size_t return_to_slabs(std::size_t c, void* const* blocks, std::size_t n) noexcept;
+  // REQUIRES: class c's lock is held.
+  void return_to_slabs(std::size_t c, void* const* blocks, std::size_t n) noexcept;
   void check_owned(std::size_t c, const void* p) const noexcept;
   void flush(ThreadCache* tc, std::size_t c, std::size_t n, bool to_slabs) noexcept;
   void release_thread_cache(ThreadCache* tc) noexcept;  // at thread exit
   Slab* map_slab(std::size_t c);
+  void* map_region(std::size_t size);
+  Slab* init_slab(std::size_t c, void* region) noexcept;
   void unmap_slab(Slab* slab) noexcept;
+  void* take_pooled(std::size_t size) noexcept;
+  void retire_slab(Slab* slab) noexcept;
+  std::size_t drain_pool(std::size_t keep_bytes) noexcept;
   std::size_t slab_bytes(std::size_t c) const noexcept;
 
   const Options options_;
@@ -165,6 +177,8 @@ class SlabAllocator {
   std::atomic<std::size_t> slabs_released_total_{0};
   struct CacheList;
   std::unique_ptr<CacheList> caches_;  // every live ThreadCache of this allocator
+  struct SlabPool;
+  std::unique_ptr<SlabPool> pool_;
   // Unique for the process's lifetime, never reused. Declared last: the allocator registers
   // itself only once everything that can throw has been built.
   const std::uint64_t id_;

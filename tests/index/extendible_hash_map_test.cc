@@ -161,6 +161,36 @@ TEST(ExtendibleHashMap, NoThrashAtABoundary) {
   EXPECT_EQ(after.shrinks, before.shrinks);
 }
 
+// A steady state of erases and inserts (a cache, a memtable index) keeps tombstones and
+// memory bounded: full tables are rebuilt without them instead of growing.
+TEST(ExtendibleHashMap, TombstonesDoNotAccumulate) {
+  U64Map m;
+  std::vector<std::uint64_t> live;
+  std::uint64_t next = 0;
+  for (; next < 20000; ++next) {
+    m[next] = next;
+    live.push_back(next);
+  }
+  std::mt19937_64 rng(8);
+  std::size_t worst_memory = 0;
+  for (int round = 0; round < 400000; ++round) {
+    const std::size_t i = rng() % live.size();
+    ASSERT_EQ(m.erase(live[i]), 1u);
+    live[i] = next;
+    m[next] = next;
+    ++next;
+    if (round % 20000 == 0) {
+      const IndexStats s = m.stats();
+      ASSERT_LE(s.tombstones, s.capacity / 4) << "round " << round;
+      if (round >= 100000) worst_memory = std::max(worst_memory, s.memory_bytes);
+    }
+  }
+  const IndexStats s = m.stats();
+  EXPECT_EQ(s.size, 20000u);
+  EXPECT_GT(s.cleanups, 0u);
+  EXPECT_LT(worst_memory, 20000u * 40) << "memory stays proportional to the live entries";
+}
+
 TEST(ExtendibleHashMap, StringKeysWithStringViewLookup) {
   ExtendibleHashMap<std::string, int> m;
   std::unordered_map<std::string, int> model;

@@ -86,11 +86,11 @@ class SlabAllocator {
     // 2 MiB: the size of a transparent huge page.
     std::size_t slab_bytes = std::size_t{2} << 20;
     // Ask the kernel to back slabs of 2 MiB multiples with transparent huge pages
-    // (madvise(MADV_HUGEPAGE)). Faster lookups in big maps (fewer TLB misses: 4M-key hits
-    // 74 -> 59 ns), but the first touch of a huge page may stall for milliseconds while the
-    // kernel compacts memory (the slowest insert growing to 10M keys: 1 ms -> 9 ms), and
-    // memory is touched in 2 MiB steps. Off by default: sisu promises no long pauses. The
-    // global allocator turns it on when the environment has SISU_HUGE_PAGES=1.
+    // (madvise(MADV_HUGEPAGE)). Fewer TLB misses in big maps (4M-key hits: 46 vs 57 ns in
+    // one run, noisy), but the first touch of a huge page may stall for milliseconds while
+    // the kernel compacts memory (the slowest insert growing to 10M keys: ~5-9 ms instead of
+    // under 1 ms), and memory is touched in 2 MiB steps. Off by default: sisu promises no long
+    // pauses. The global allocator turns it on when the environment has SISU_HUGE_PAGES=1.
     bool huge_pages = false;
     // Empty slabs each class keeps mapped for reuse once it has drained; while a class has
     // slabs in use it may keep up to a quarter of that many empty ones.

@@ -554,18 +554,22 @@ void SlabAllocator::return_to_slabs(std::size_t c, void* const* blocks, std::siz
       // growing a map to 10M keys without this, from 97 unmaps). When the class drains, the
       // allowance drains with it and the memory goes back.
       const std::size_t in_use_slabs = cs.slabs.size() - cs.empty_slabs;
-      const std::size_t keep = std::max(options_.empty_slabs_kept, in_use_slabs / 4);
-      while (cs.empty_slabs > keep && cs.tail != nullptr && cs.tail->in_use == 0) {
-        Slab* victim = cs.tail;
-        cs.remove(victim);
-        cs.slabs.erase(victim);
-        cs.empty_slabs--;
-        cs.capacity -= victim->capacity;
-        retire_slab(victim);
-      }
+      release_empty_slabs(cs, std::max(options_.empty_slabs_kept, in_use_slabs / 4));
     }
   }
   cs.blocks_out -= n;
+}
+
+void SlabAllocator::release_empty_slabs(ClassState& cs, std::size_t keep) noexcept {
+  // Empty slabs sit at the tail of the class's list.
+  while (cs.empty_slabs > keep && cs.tail != nullptr && cs.tail->in_use == 0) {
+    Slab* victim = cs.tail;
+    cs.remove(victim);
+    cs.slabs.erase(victim);
+    cs.empty_slabs--;
+    cs.capacity -= victim->capacity;
+    retire_slab(victim);
+  }
 }
 
 // --- thread caches -------------------------------------------------------------------------
@@ -687,14 +691,7 @@ std::size_t SlabAllocator::trim() noexcept {
     std::lock_guard lock(cs.mu);
     return_to_slabs(c, cs.transfer.get(), cs.transfer_count);
     cs.transfer_count = 0;
-    while (cs.tail != nullptr && cs.tail->in_use == 0) {
-      Slab* s = cs.tail;
-      cs.remove(s);
-      cs.slabs.erase(s);
-      cs.empty_slabs--;
-      cs.capacity -= s->capacity;
-      retire_slab(s);
-    }
+    release_empty_slabs(cs, 0);
   }
   drain_pool(0);
   const std::size_t after = bytes_reserved_.load(std::memory_order_relaxed);

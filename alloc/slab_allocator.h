@@ -165,6 +165,8 @@ class SlabAllocator {
   void* map_region(std::size_t size);
   Slab* init_slab(std::size_t c, void* region) noexcept;
   void unmap_slab(Slab* slab) noexcept;
+  // REQUIRES: cs's lock. Retires the class's empty slabs beyond `keep`.
+  void release_empty_slabs(ClassState& cs, std::size_t keep) noexcept;
   void* take_pooled(std::size_t size) noexcept;
   void retire_slab(Slab* slab) noexcept;
   std::size_t drain_pool(std::size_t keep_bytes) noexcept;

@@ -637,6 +637,15 @@ class ExtendibleHashMap {
   // when only an overflow table can take the entry.
   bool make_room(Table* t) {
     if (t->overflow != nullptr) {
+      // Erased slots of a chain are only reclaimed by rebuilding it: do so when they are a
+      // quarter of what the chain holds, so that churn under a hostile hash stays bounded.
+      std::size_t tombstones = 0;
+      for (const Table* c = t; c != nullptr; c = c->overflow) tombstones += c->tombstones;
+      if (tombstones * 4 >= chain_size(t) + 16) {
+        rebuild_chain(t);
+        ++counters_.cleanups;
+        return true;
+      }
       // Splits could not separate this table's keys before. Try again only once the chain
       // holds twice as many entries, so that a hostile hash costs O(1) per insert.
       if (chain_size(t) < t->split_retry_at) return false;
@@ -682,8 +691,16 @@ class ExtendibleHashMap {
       }
     }
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
-    if (t->local_depth == global_depth_) double_directory();
-    split(t, bit, total - ones, ones);
+    DirEntry* old_dir = nullptr;
+    const std::size_t at_depth = tables_at_global_depth_;
+    if (t->local_depth == global_depth_) old_dir = double_directory();
+    try {
+      split(t, bit, total - ones, ones);
+    } catch (...) {
+      if (old_dir != nullptr) restore_directory(old_dir, at_depth);
+      throw;
+    }
+    if (old_dir != nullptr) drop_directory(old_dir);
     return true;
   }
 
@@ -860,6 +877,21 @@ class ExtendibleHashMap {
     }
   }
 
+  // Re-places the entries of t's chain into a new chain of tables of t's size, without the
+  // tombstones (with_room appends the overflow tables it needs).
+  void rebuild_chain(Table* t) {
+    Table* n = new_table(t->groups, t->local_depth, t->prefix, t->trie_base);
+    n->split_retry_at = t->split_retry_at;
+    try {
+      move_all(&t, 1, [n](std::size_t, std::uint8_t) { return n; },
+               [](std::size_t, std::uint8_t trie) { return trie; });
+    } catch (...) {
+      discard({n});
+      throw;
+    }
+    publish(n);
+  }
+
   // Re-places the entries of t (and its chain) into one new table of `groups` groups.
   void rebuild_table(Table* t, std::uint32_t groups) {
     Table* n = new_table(groups, t->local_depth, t->prefix, t->trie_base);
@@ -896,27 +928,53 @@ class ExtendibleHashMap {
   }
 
   // The triehash window of t is used up: hash its keys again, with the window starting just
-  // below the table's current depth.
+  // below the table's current depth. The new bytes are computed before any is written, so a
+  // hasher that throws leaves the table as it was.
   void rehash_trie(Table* t) {
     const std::uint8_t base = t->local_depth;
+    std::vector<std::uint8_t> fresh;
     for (Table* c = t; c != nullptr; c = c->overflow) {
-      c->trie_base = base;
       for (std::uint32_t i = 0; i < c->capacity(); ++i) {
-        if (c->full(i)) c->trie_of(i) = index_internal::triehash(hash_of(c->slot(i)->first), base);
+        fresh.push_back(c->full(i) ? index_internal::triehash(hash_of(c->slot(i)->first), base)
+                                   : c->trie_of(i));
       }
     }
-    counters_.rehashed_keys += t->size;
-    for (Table* c = t->overflow; c != nullptr; c = c->overflow) counters_.rehashed_keys += c->size;
+    std::size_t k = 0;
+    for (Table* c = t; c != nullptr; c = c->overflow) {
+      c->trie_base = base;
+      for (std::uint32_t i = 0; i < c->capacity(); ++i) c->trie_of(i) = fresh[k++];
+      counters_.rehashed_keys += c->size;
+    }
     publish(t);
   }
 
-  void double_directory() {
+  // Doubles the directory and returns the old one, which the caller frees with
+  // drop_directory() once the split that needed the room succeeded, or puts back with
+  // restore_directory() (which cannot fail) if it did not.
+  DirEntry* double_directory() {
     const std::size_t n = dir_size();
     DirEntry* bigger = new DirEntry[2 * n];
     for (std::size_t i = 0; i < n; ++i) bigger[2 * i] = bigger[2 * i + 1] = dir_[i];
-    set_directory(bigger, global_depth_ + 1);
+    DirEntry* old = dir_;
+    memory_ -= dir_bytes();
+    dir_ = bigger;
+    ++global_depth_;
+    memory_ += dir_bytes();
     tables_at_global_depth_ = 0;
     ++counters_.directory_doublings;
+    return old;
+  }
+  void drop_directory(DirEntry* old) noexcept {
+    if (old != &inline_dir_) delete[] old;
+  }
+  void restore_directory(DirEntry* old, std::size_t tables_at_depth) noexcept {
+    memory_ -= dir_bytes();
+    delete[] dir_;
+    dir_ = old;
+    --global_depth_;
+    memory_ += dir_bytes();
+    tables_at_global_depth_ = tables_at_depth;
+    --counters_.directory_doublings;
   }
   void halve_directory() {
     const std::size_t n = dir_size() / 2;
@@ -1002,9 +1060,9 @@ class ExtendibleHashMap {
   // --- whole-map operations -----------------------------------------------------------------
 
   void init_single_table() {
+    Table* t = new_table(size_classes().groups[0], 0, 0, 0);  // may throw: nothing changed yet
     dir_ = &inline_dir_;
     global_depth_ = 0;
-    Table* t = new_table(size_classes().groups[0], 0, 0, 0);
     tables_at_global_depth_ = 1;
     publish(t);
   }
@@ -1027,8 +1085,15 @@ class ExtendibleHashMap {
     }
     global_depth_ = depth;
     memory_ += dir_bytes();
-    for (std::size_t i = 0; i < dir_size(); ++i) {
-      publish(new_table(groups, static_cast<std::uint8_t>(depth), i, static_cast<std::uint8_t>(depth)));
+    std::fill_n(dir_, dir_size(), DirEntry{});
+    try {
+      for (std::size_t i = 0; i < dir_size(); ++i) {
+        publish(new_table(groups, static_cast<std::uint8_t>(depth), i,
+                          static_cast<std::uint8_t>(depth)));
+      }
+    } catch (...) {
+      destroy_all();  // frees the tables made so far (slots without a table are skipped)
+      throw;
     }
     tables_at_global_depth_ = dir_size();
   }
@@ -1040,16 +1105,10 @@ class ExtendibleHashMap {
   }
 
   // Rebuilds the whole map sized for max(n, size) entries (reserve and shrink_to_fit).
+  // Entries are copied, not moved, so that if anything throws this map is unchanged.
   void rebuild_for(std::size_t n) {
     ExtendibleHashMap fresh(std::max(n, size_), hash_, eq_);
-    fresh.counters_ = counters_;
-    for (auto it = begin(); it != end(); ++it) {
-      if constexpr (kTrivial) {
-        fresh.emplace_impl(it->first, it->second);
-      } else {
-        fresh.emplace_impl(it->first, std::move_if_noexcept(it->second));
-      }
-    }
+    for (auto it = begin(); it != end(); ++it) fresh.emplace_impl(it->first, it->second);
     fresh.counters_ = counters_;
     *this = std::move(fresh);
   }

@@ -75,7 +75,16 @@ Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
                      reinterpret_cast<const char*>(t->meta(0)) + payload);
         char* slots = image.data() + std::size_t{t->groups} * index_internal::kGroupMetaBytes;
         for (std::uint32_t i = 0; i < t->capacity(); ++i) {
-          if (!t->full(i)) std::memset(slots + std::size_t{i} * kSlotBytes, 0, kSlotBytes);
+          char* out = slots + std::size_t{i} * kSlotBytes;
+          std::memset(out, 0, kSlotBytes);
+          if (!t->full(i)) continue;
+          // Key and value only: the pair's padding may hold bytes of an erased entry.
+          const value_type* v = t->slot(i);
+          const auto* base = reinterpret_cast<const char*>(v);
+          std::memcpy(out + (reinterpret_cast<const char*>(&v->first) - base), &v->first,
+                      sizeof(K));
+          std::memcpy(out + (reinterpret_cast<const char*>(&v->second) - base), &v->second,
+                      sizeof(V));
         }
         f::TableHeader th{};
         th.magic = f::kTableMagic;
@@ -159,10 +168,12 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   const std::uint64_t body_limit = file_bytes - sizeof(f::Footer);
   const std::uint64_t min_record = sizeof(f::TableHeader) + kGroupBytes;
   // Tiling 2^depth directory slots takes at least depth + 1 tables; and the directory may not
-  // cost more than 64 bytes of memory per byte of file.
+  // cost more than 16 bytes of memory per byte of file (a saved map's tables take far more
+  // file than its directory takes memory), beyond the small directory every map may have.
   if (h.tables > (body_limit - sizeof(f::FileHeader)) / min_record ||
       (h.global_depth > 0 && h.tables < h.global_depth + 1) ||
-      (std::uint64_t{1} << h.global_depth) * sizeof(DirEntry) > 64 * file_bytes ||
+      (std::uint64_t{1} << h.global_depth) * sizeof(DirEntry) >
+          16 * file_bytes + index_internal::kSmallDirectory * sizeof(DirEntry) ||
       (h.tables == 0 && h.entries != 0)) {
     return Status::corruption(path + ": header counts (" + std::to_string(h.tables) +
                               " tables, depth " + std::to_string(h.global_depth) +
@@ -195,6 +206,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   std::uint64_t offset = sizeof(f::FileHeader);
   std::uint64_t entries = 0;
   Table* head = nullptr;
+  Table* tail = nullptr;  // the last table of head's chain
   for (std::uint32_t n = 0; n < h.tables; ++n) {
     f::TableHeader th;
     if (offset + sizeof(th) > body_limit) {
@@ -225,10 +237,9 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
           head->trie_base != th.trie_base) {
         return Status::corruption(where + "overflow table without its table");
       }
-      Table* last = head;
-      while (last->overflow != nullptr) last = last->overflow;
       t = m.new_table(th.groups, th.local_depth, th.prefix, th.trie_base);
-      last->overflow = t;  // reachable, so freed by m if anything below fails
+      tail->overflow = t;  // reachable, so freed by m if anything below fails
+      tail = t;
     } else {
       t = m.new_table(th.groups, th.local_depth, th.prefix, th.trie_base);
       const std::size_t begin = m.range_begin(t), count = m.range_size(t);
@@ -239,7 +250,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
         return Status::corruption(where + "overlaps another table in the directory");
       }
       m.publish(t);
-      head = t;
+      head = tail = t;
     }
     // Read the image straight into the table and check it before looking at it.
     if (Status s = r.read_at(offset + sizeof(th), t->meta(0), payload); !s.ok()) return s;
@@ -293,6 +304,13 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
                               " entries, tables hold " + std::to_string(entries));
   }
   m.size_ = entries;
+  // Overflow chains are rebuilt compactly (their entries were all checked above): a file
+  // may hold many sparse overflow tables, and lookups scan whole chains.
+  std::vector<Table*> chained;
+  m.for_each_main_table([&](Table* t) {
+    if (t->overflow != nullptr) chained.push_back(t);
+  });
+  for (Table* t : chained) m.rebuild_chain(t);
   // Every entry must be the one a lookup of its key finds: this rejects duplicate keys and
   // entries cut off from their home group.
   std::string bad;

@@ -451,6 +451,30 @@ TEST(ExtendibleHashMap, IdentityHashIsMixedAndSpreadsEvenly) {
   for (std::uint64_t k = 0; k < 200000; k += 101) ASSERT_EQ(m.at(k), k);
 }
 
+// FIFO churn under a constant hash (erase the oldest key, insert a new one: a queue, a
+// cache) erases from the chain's full head and inserts at its tail. Without reclaiming
+// erased slots the chain would grow forever; it must stay bounded.
+TEST(ExtendibleHashMap, ConstantHashFifoChurnStaysBounded) {
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, ConstantHash> m;
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  constexpr std::uint64_t kLive = 3000;
+  for (std::uint64_t k = 0; k < kLive; ++k) {
+    m[k] = k;
+    model[k] = k;
+  }
+  std::size_t worst = 0;
+  for (std::uint64_t oldest = 0; oldest < 40000; ++oldest) {
+    ASSERT_EQ(m.erase(oldest), 1u);
+    model.erase(oldest);
+    m[oldest + kLive] = oldest;
+    model[oldest + kLive] = oldest;
+    if (oldest % 1000 == 0) worst = std::max(worst, m.memory_bytes());
+  }
+  expect_same(m, model);
+  EXPECT_GT(m.stats().cleanups, 0u) << "the chain was rebuilt without its erased slots";
+  EXPECT_LT(worst, kLive * 64) << "the chain does not grow with the number of erases";
+}
+
 // --- exception safety ------------------------------------------------------------------------
 
 // A value whose copy throws when told to, and whose move may throw (so the map copies it when
@@ -492,6 +516,56 @@ TEST(ExtendibleHashMap, FailedRelocationLeavesTheMapIntact) {
   EXPECT_GT(failures, 0) << "the test must exercise a failure";
   ASSERT_EQ(m.size(), model.size());
   for (const auto& [mk, mv] : model) ASSERT_EQ(m.at(mk).v, mv);
+  // Failed splits (some after doubling the directory) left the bookkeeping sound: the map
+  // still shrinks all the way down.
+  for (const auto& [mk, mv] : model) m.erase(mk);
+  m.shrink_to_fit();
+  EXPECT_EQ(m.stats().global_depth, 0u);
+  EXPECT_EQ(m.memory_bytes(), sizeof(m));
+}
+
+// A hasher that throws now and then: in an insert's own hashing, or in the middle of
+// hashing a table's keys again (rehash_trie). Every failure leaves the map as it was.
+struct FlakyHash {
+  using is_avalanching = void;
+  static inline int calls_left = -1;  // -1: never throw
+  std::size_t operator()(std::uint64_t k) const {
+    if (calls_left == 0) throw std::runtime_error("hash failed");
+    if (calls_left > 0) --calls_left;
+    return hash_internal::mix64(k, 5);
+  }
+};
+
+TEST(ExtendibleHashMap, ThrowingHasherLeavesTheMapIntact) {
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, FlakyHash> m;
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  std::mt19937 rng(13);
+  int failures = 0;
+  for (std::uint64_t k = 0; k < 100000; ++k) {
+    FlakyHash::calls_left = static_cast<int>(rng() % 3000);
+    try {
+      m[k] = k + 1;
+      model[k] = k + 1;
+    } catch (const std::runtime_error&) {
+      ++failures;
+    }
+    FlakyHash::calls_left = -1;
+  }
+  EXPECT_GT(failures, 10);
+  EXPECT_GT(m.stats().rehashed_keys, 0u) << "rehashes happened, some of them interrupted";
+  expect_same(m, model);
+}
+
+TEST(ExtendibleHashMap, FailedReserveLeavesTheMapUnchanged) {
+  ExtendibleHashMap<std::string, Fragile> m;
+  for (int i = 0; i < 5000; ++i) m.try_emplace(std::to_string(i), i);
+  Fragile::copies_left = 2500;  // the rebuild copies every value: fail half way
+  EXPECT_THROW(m.reserve(100000), std::runtime_error);
+  Fragile::copies_left = -1;
+  ASSERT_EQ(m.size(), 5000u);
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(m.at(std::to_string(i)).v, i);
+  m.reserve(100000);  // and works when nothing fails
+  for (int i = 0; i < 5000; ++i) ASSERT_EQ(m.at(std::to_string(i)).v, i);
 }
 
 // --- group implementations -------------------------------------------------------------------

@@ -642,7 +642,7 @@ class ExtendibleHashMap {
       std::size_t tombstones = 0;
       for (const Table* c = t; c != nullptr; c = c->overflow) tombstones += c->tombstones;
       if (tombstones * 4 >= chain_size(t) + 16) {
-        rebuild_chain(t);
+        rebuild_table(t, t->groups);
         ++counters_.cleanups;
         return true;
       }
@@ -877,24 +877,11 @@ class ExtendibleHashMap {
     }
   }
 
-  // Re-places the entries of t's chain into a new chain of tables of t's size, without the
-  // tombstones (with_room appends the overflow tables it needs).
-  void rebuild_chain(Table* t) {
-    Table* n = new_table(t->groups, t->local_depth, t->prefix, t->trie_base);
-    n->split_retry_at = t->split_retry_at;
-    try {
-      move_all(&t, 1, [n](std::size_t, std::uint8_t) { return n; },
-               [](std::size_t, std::uint8_t trie) { return trie; });
-    } catch (...) {
-      discard({n});
-      throw;
-    }
-    publish(n);
-  }
-
-  // Re-places the entries of t (and its chain) into one new table of `groups` groups.
+  // Re-places the entries of t and its chain, without tombstones, into a new table of
+  // `groups` groups (and the overflow tables with_room appends if they do not fit).
   void rebuild_table(Table* t, std::uint32_t groups) {
     Table* n = new_table(groups, t->local_depth, t->prefix, t->trie_base);
+    n->split_retry_at = t->split_retry_at;
     try {
       move_all(&t, 1, [n](std::size_t, std::uint8_t) { return n; },
                [](std::size_t, std::uint8_t trie) { return trie; });
@@ -908,7 +895,7 @@ class ExtendibleHashMap {
   // Splits t by triehash bit `bit` into two tables sized for their halves.
   void split(Table* t, unsigned bit, std::size_t zeros, std::size_t ones) {
     const auto depth = static_cast<std::uint8_t>(t->local_depth + 1);
-    // Each half gets room to grow by a third before its next step.
+    // Each half gets room to grow (with_room_to_grow) before its next step.
     Table* left = new_table(groups_for(with_room_to_grow(zeros)), depth, t->prefix << 1, t->trie_base);
     Table* right = nullptr;
     try {

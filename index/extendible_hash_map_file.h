@@ -310,7 +310,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   m.for_each_main_table([&](Table* t) {
     if (t->overflow != nullptr) chained.push_back(t);
   });
-  for (Table* t : chained) m.rebuild_chain(t);
+  for (Table* t : chained) m.rebuild_table(t, t->groups);
   // Every entry must be the one a lookup of its key finds: this rejects duplicate keys and
   // entries cut off from their home group.
   std::string bad;

@@ -14,8 +14,9 @@
 //   GroupSse2      two 16-byte compares: every x86-64 CPU.
 //   GroupAvx2      one 32-byte compare of both halves at once.
 // `Group` is the one the map uses: AVX2 when the build targets it (-DSISU_NATIVE=ON or
-// -mavx2), otherwise SSE2 on x86-64, otherwise the portable one. The layout is the same for all
-// three, so files written by one build are read by the others.
+// -mavx2), otherwise SSE2 on x86-64, otherwise the portable one (or when SISU_GROUP_PORTABLE
+// is defined). The layout is the same for all three, so files written by one build are read
+// by the others (tests/index/file_compat_main.cc checks it across three builds).
 //
 // Thread-safety: stateless functions over memory the caller owns.
 #pragma once
@@ -149,7 +150,10 @@ struct GroupAvx2 {
 };
 #endif
 
-#if defined(__AVX2__)
+#if defined(SISU_GROUP_PORTABLE)  // force the portable matcher (tests, other CPUs)
+using Group = GroupPortable;
+inline constexpr const char* kGroupImpl = "portable";
+#elif defined(__AVX2__)
 using Group = GroupAvx2;
 inline constexpr const char* kGroupImpl = "avx2";
 #elif defined(__SSE2__)

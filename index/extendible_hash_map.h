@@ -35,20 +35,24 @@
 // Growth. A full table first grows in place to the next size class of the SlabAllocator
 // (about 1.25x; 2x while the map is a single table, as a small map grows fastest that way),
 // up to kMaxTableBytes; a full table of the largest size splits into two tables, each sized
-// for its half. The directory doubles only when a table at local depth == global depth splits
-// (a copy of the directory). The worst single insert is one table split or grow plus, rarely,
-// that copy. Growth in small steps keeps the load factor between 0.70 and 0.875.
+// for its half, and each table lineage splits at its own size among the largest four, so that
+// tables do not all split at once. The directory doubles only when a table at local depth ==
+// global depth splits (a copy of the directory). The worst single insert is one table split or
+// grow plus, rarely, that copy. Tables are full at 15/16; the map's load factor stays between
+// 0.72 and 0.9 (mean 0.81) once it has split (docs/benchmarks.md).
 //
 // Shrink. Tables never move inside erase (erasing while iterating is safe). A later insert
 // into an underfull table shrinks it to a smaller class, or merges it with its buddy when both
 // fit in half a largest table; the directory halves when no table uses its last bit. The gap
-// between the thresholds (grow at 7/8 full, shrink below 1/4) keeps an insert/erase cycle at a
-// boundary from thrashing. clear(), reserve() and shrink_to_fit() also tidy up.
+// between the thresholds (grow at 15/16 full, shrink below 1/4) keeps an insert/erase cycle at
+// a boundary from thrashing. clear(), reserve() and shrink_to_fit() also tidy up.
 //
 // Hostile hashes. When a split would leave every entry on one side (a constant hash, or one
 // with few distinct values), or the directory would grow past ~1 slot per 8 entries, the table
 // chains an overflow table instead. Lookups into such a table scan its chain: slower, bounded
-// memory, correct answers.
+// memory, correct answers; erased slots of a chain are reclaimed by rebuilding it. A hasher
+// that does not declare `is_avalanching` (std::hash, the identity for integers on libstdc++)
+// is mixed once more, so that only a truly hostile hash ever needs a chain.
 //
 // Thread-safety: like std::unordered_map. Const methods may run concurrently with each other;
 // anything else needs external synchronization.
@@ -353,7 +357,7 @@ class ExtendibleHashMap {
     std::uint32_t groups;
     std::uint32_t size;         // full slots
     std::uint32_t tombstones;   // erased slots not yet reclaimed
-    std::uint32_t growth_left;  // empty slots that inserts may still take before 7/8 full
+    std::uint32_t growth_left;  // empty slots that inserts may still take before 15/16 full
     std::uint64_t prefix;       // the top local_depth bits shared by every hash here
     Table* overflow;            // the next table of this table's overflow chain
     std::uint32_t block_bytes;

@@ -514,19 +514,26 @@ class ExtendibleHashMap {
       }
     }
   }
-  // Calls f(table) for every table, main ones and their overflow chains, once each. (A slot
-  // without a table exists only while load() fills the directory.)
+  // Calls f(table) for every table the directory points to, once each (skipping the slots of
+  // its range). A slot without a table exists only while load() fills the directory.
   template <class F>
-  void for_each_table(F&& f) const {
+  void for_each_main_table(F&& f) const {
     for (std::size_t i = 0; i < dir_size();) {
       Table* t = dir_[i].table;
       i += t == nullptr ? 1 : std::size_t{1} << (global_depth_ - dir_[i].local_depth);
-      if (t == nullptr) continue;
-      for (Table* next; t != nullptr; t = next) {
+      if (t != nullptr) f(t);
+    }
+  }
+  // Calls f(table) for every table, main ones and their overflow chains, once each; f may
+  // free the table it is given.
+  template <class F>
+  void for_each_table(F&& f) const {
+    for_each_main_table([&](Table* head) {
+      for (Table *t = head, *next; t != nullptr; t = next) {
         next = t->overflow;
         f(t);
       }
-    }
+    });
   }
 
   // Places an entry known to be absent into t (which has a free slot along its probe).
@@ -618,7 +625,7 @@ class ExtendibleHashMap {
             value_type(std::piecewise_construct, std::forward_as_tuple(std::forward<K>(key)),
                        std::forward_as_tuple(std::forward<Args>(args)...));
       } catch (...) {
-        release_slot(s);
+        release_slot(s.table, s.index);
         throw;
       }
       ++size_;
@@ -627,9 +634,8 @@ class ExtendibleHashMap {
   }
 
   // Undoes claim_slot for a slot whose value was never constructed.
-  void release_slot(Slot s) noexcept {
-    Table* t = s.table;
-    t->top_of(s.index) = index_internal::kTombstone;
+  static void release_slot(Table* t, std::uint32_t i) noexcept {
+    t->top_of(i) = index_internal::kTombstone;
     --t->size;
     ++t->tombstones;
   }
@@ -744,9 +750,7 @@ class ExtendibleHashMap {
       try {
         ::new (dst->slot_storage(j)) value_type(from->first, std::move_if_noexcept(from->second));
       } catch (...) {
-        dst->top_of(j) = index_internal::kTombstone;
-        --dst->size;
-        ++dst->tombstones;
+        release_slot(dst, j);
         throw;
       }
     }
@@ -971,9 +975,7 @@ class ExtendibleHashMap {
     DirEntry* smaller = n == 1 ? &inline_dir_ : new DirEntry[n];
     for (std::size_t i = 0; i < n; ++i) smaller[i] = dir_[2 * i];
     set_directory(smaller, global_depth_ - 1);
-    // Count the tables that now use every directory bit.
-    tables_at_global_depth_ = 0;
-    for_each_main_table([&](Table* t) { tables_at_global_depth_ += t->local_depth == global_depth_; });
+    recount_tables_at_global_depth();
     ++counters_.directory_halvings;
   }
   void set_directory(DirEntry* dir, unsigned depth) {
@@ -985,13 +987,9 @@ class ExtendibleHashMap {
   }
   std::size_t dir_bytes() const { return dir_ == &inline_dir_ ? 0 : dir_size() * sizeof(DirEntry); }
 
-  template <class F>
-  void for_each_main_table(F&& f) const {
-    for (std::size_t i = 0; i < dir_size();) {
-      Table* t = dir_[i].table;
-      i += std::size_t{1} << (global_depth_ - dir_[i].local_depth);
-      f(t);
-    }
+  void recount_tables_at_global_depth() {
+    tables_at_global_depth_ = 0;
+    for_each_main_table([&](Table* t) { tables_at_global_depth_ += t->local_depth == global_depth_; });
   }
 
   // --- shrink -------------------------------------------------------------------------------

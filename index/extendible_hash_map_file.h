@@ -326,9 +326,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
     }
   });
   if (!bad.empty()) return Status::corruption(path + ": " + bad);
-  m.tables_at_global_depth_ = 0;
-  m.for_each_main_table(
-      [&](Table* t) { m.tables_at_global_depth_ += t->local_depth == m.global_depth_; });
+  m.recount_tables_at_global_depth();
   *out = std::move(m);
   return Status::OK();
 }

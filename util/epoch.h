@@ -1,0 +1,118 @@
+// Epoch-based reclamation: frees memory that lock-free readers may still be reading only once
+// no thread can hold a pointer to it. One process-wide domain serves every LockFreeHashMap.
+//
+//   thread record (one per live thread, cache-line sized, in a push-only registry)
+//   +----------------------------------+
+//   | state = (epoch << 1) | 1  pinned  |     global epoch E, advanced by one when every
+//   |       = 0                idle    |     pinned record shows E
+//   +----------------------------------+
+//
+//   retire(x) at epoch r  -->  pending list  -->  reclaimed once E >= r + 2
+//
+// Why r + 2: x was unlinked before retire() read r, so a thread that pins at r + 1 or later
+// cannot reach it. E moves from r + 1 to r + 2 only when no pinned thread shows r, or anything
+// older: by then every thread that could have read x has unpinned.
+//
+// A reader pays one store to its own record to pin (sequentially consistent: the store must be
+// ordered before the loads of shared pointers that follow, and the reclaimer's scan must see
+// it; on x86 this is one xchg) and one release store to unpin. Pinning nests: an inner
+// EpochGuard on a pinned thread does nothing, so a for_each callback may call the map again.
+// Retiring and collecting are rare (a map retires a table per resize) and lock-free.
+//
+// The synchronization is all std::atomic, so ThreadSanitizer checks it: a table freed while a
+// reader could still touch it is reported as a use-after-free race, not hidden.
+//
+// Thread-safety: every function may be called from any thread. A thread that exits gives its
+// record back for reuse; records themselves are never freed (their number is bounded by the
+// largest number of threads that were alive at once).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace sisu {
+
+namespace epoch_internal {
+
+struct alignas(64) ThreadRecord {
+  std::atomic<std::uint64_t> state{0};  // (epoch << 1) | 1 while pinned, 0 while not
+  std::atomic<bool> owned{false};       // a live thread uses this record
+  ThreadRecord* next = nullptr;         // registry link; immutable once published
+};
+
+// The global epoch. Starts at 1 so that no pinned state is 0.
+inline std::atomic<std::uint64_t> global_epoch{1};
+
+// The calling thread's record; constinit so that the fast path is a plain TLS load, with no
+// initialization guard.
+inline constinit thread_local ThreadRecord* tls_record = nullptr;
+
+// Slow path of the first pin on a thread: takes a free record or makes one.
+ThreadRecord* register_thread();
+
+}  // namespace epoch_internal
+
+// Something that can be retired: embed it in the object (no allocation to retire).
+struct EpochRetired {
+  EpochRetired* next_retired = nullptr;
+  std::uint64_t retire_epoch = 0;
+  void (*reclaim)(EpochRetired*) = nullptr;
+};
+
+// Pins the calling thread for its lifetime: shared objects read inside are not reclaimed
+// until it is destroyed. Cheap (see the file comment); not movable.
+class EpochGuard {
+ public:
+  EpochGuard() noexcept {
+    using namespace epoch_internal;
+    ThreadRecord* r = tls_record;
+    if (r == nullptr) r = register_thread();
+    // Only this thread writes its state, so a relaxed read of it is exact.
+    if (r->state.load(std::memory_order_relaxed) != 0) return;  // nested: the outer pin holds
+    // seq_cst load and store: both in the single total order, before the caller's seq_cst loads
+    // of shared pointers (see retire()). On x86 the load is a mov and the store an xchg.
+    const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
+    r->state.store((e << 1) | 1, std::memory_order_seq_cst);
+    record_ = r;
+  }
+  ~EpochGuard() {
+    // release: everything this thread read under the pin happens-before a reclaimer that sees
+    // the record idle (its scan loads acquire).
+    if (record_ != nullptr) record_->state.store(0, std::memory_order_release);
+  }
+  EpochGuard(const EpochGuard&) = delete;
+  EpochGuard& operator=(const EpochGuard&) = delete;
+
+ private:
+  epoch_internal::ThreadRecord* record_ = nullptr;
+};
+
+namespace epoch {
+
+// Hands `item` to the domain: `reclaim(item)` runs once no thread pinned now can still reach
+// it. REQUIRES: the object was unlinked (by a seq_cst store or RMW) before this call, so that no
+// thread pinning later can find it. Also tries to reclaim what is due.
+void retire(EpochRetired* item, void (*reclaim)(EpochRetired*)) noexcept;
+
+// Tries to advance the epoch and reclaims what is due; returns how many objects it reclaimed.
+// Never waits.
+std::size_t collect() noexcept;
+
+// Waits until every object retired before the call is due, then reclaims: when it returns,
+// each such object is reclaimed, or is being reclaimed by a collect() running concurrently.
+// REQUIRES: the calling thread is not pinned (it would wait for itself). Blocks while other
+// threads stay pinned.
+void synchronize() noexcept;
+
+// Objects retired and not yet reclaimed (process-wide).
+std::size_t pending() noexcept;
+
+// The current global epoch (for tests and tools).
+std::uint64_t current() noexcept;
+
+// True when the calling thread is pinned.
+bool pinned() noexcept;
+
+}  // namespace epoch
+}  // namespace sisu

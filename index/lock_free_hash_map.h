@@ -84,6 +84,8 @@ enum class CopyOrder {
   kFreezeOldFirst,     // prime old, copy if the new slot is null, kill old (Click's shipped code)
   kTestSkipPrime,      // BROKEN: copy without freezing the old slot; late writes are stomped
   kTestOverwriteNew,   // BROKEN: freeze, but overwrite the new slot; newer writes are lost
+  kTestForwardAnyDead, // BROKEN: a late delivery goes on past any dead slot (a removed value
+                       // can come back when three tables are in flight)
 };
 
 // The default traits. A user may supply a hasher; tests also supply hooks that yield at the
@@ -534,7 +536,8 @@ class LockFreeHashMap {
         std::uint64_t v = load(s.value, std::memory_order_acquire);
         if (v == put) return v;  // already so: nothing to write
         // A copy delivers only into a slot that nothing ever reached (see prime_absent).
-        if (!count && v != kNull && v != kPrimedNull) return v;
+        const bool delivery = !count && expect == kNull;
+        if (delivery && delivery_stops(v)) return v;
         Table* n = t->next.load(std::memory_order_seq_cst);
         if (n == nullptr && v == kNull && reprobes >= kFullCheckReprobes && table_full(t)) {
           n = resize(t);
@@ -562,7 +565,7 @@ class LockFreeHashMap {
             return v;
           }
           if (inserting) size_.add(-1);
-          if (!count && v != kPrimedNull) return v;  // see above
+          if (delivery && delivery_stops(v)) return v;  // see above
           if (is_prime(v)) break;  // a copy or freeze froze the slot: go where it points
           // Lost to another write; `v` holds it. Retry against it.
         }
@@ -728,7 +731,16 @@ class LockFreeHashMap {
   // case where a late delivery goes on to the next table. See put_if_match.
   static std::uint64_t prime_absent(std::uint64_t v) {
     using namespace lock_free_internal;
+    if constexpr (Traits::kCopyOrder == CopyOrder::kTestForwardAnyDead) return kTombPrime;
     return v == kNull ? kPrimedNull : kTombPrime;
+  }
+  // True when a copy's delivery finds the slot already reached by something else.
+  static bool delivery_stops(std::uint64_t v) {
+    using namespace lock_free_internal;
+    if constexpr (Traits::kCopyOrder == CopyOrder::kTestForwardAnyDead) {
+      return v != kNull && !is_prime(v);
+    }
+    return v != kNull && v != kPrimedNull;
   }
 
   void copy_into(Table* t, std::uint64_t idx, Table* n, std::uint64_t live_value) {

@@ -31,9 +31,9 @@ struct Round {
 
 // One round: `threads` workers do `ops` operations each on the hot keys. Returns whether
 // every key's history is linearizable.
-template <CopyOrder kOrder>
+template <CopyOrder kOrder, bool kStall = false>
 Round run_round(int threads, int ops, std::uint64_t seed) {
-  TestMap<kOrder> m;
+  TestMap<kOrder, kStall> m;
   std::atomic<std::uint64_t> clock{1};
   std::atomic<bool> stop{false};
   std::vector<std::vector<Op>> histories(threads * kHot);
@@ -50,7 +50,10 @@ Round run_round(int threads, int ops, std::uint64_t seed) {
         const std::uint64_t value = (static_cast<std::uint64_t>(t + 1) << 32) | ++seq;
         Op op;
         op.a = value;
-        const int pick = static_cast<int>(rng() % 10);
+        // kStall rounds hunt a removed value coming back: mostly removes and reads.
+        static constexpr int kRemoveHeavy[10] = {0, 0, 0, 0, 3, 3, 9, 9, 9, 9};
+        int pick = static_cast<int>(rng() % 10);
+        if (kStall) pick = kRemoveHeavy[pick];
         op.call = clock.fetch_add(1);
         switch (pick) {
           case 0:
@@ -180,15 +183,24 @@ TEST(Linearizability, HotKeysDuringResizes) {
   EXPECT_GT(resizes, 200u) << "the rounds must resize, or they test nothing";
 }
 
+// Copiers that sleep mid-copy: tables are resized again while a copy into them is still
+// being delivered (the case the primed null exists for).
+TEST(Linearizability, HotKeysWithStalledCopiers) {
+  for (int round = 0; round < 30; ++round) {
+    const Round r = run_round<CopyOrder::kFreezeOldFirst, /*kStall=*/true>(4, 400, round + 77);
+    ASSERT_TRUE(r.linearizable) << r.report;
+  }
+}
+
 // A broken copy order must be caught within a bounded number of rounds. The yields in the
 // test traits widen the windows; a round resizes hundreds of times.
-template <CopyOrder kOrder>
+template <CopyOrder kOrder, bool kStall = false>
 void expect_caught() {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   int round = 0;
   bool caught = false;
-  while (!caught && std::chrono::steady_clock::now() < deadline && round < 400) {
-    caught = !run_round<kOrder>(4, 400, 1000 + round).linearizable;
+  while (!caught && std::chrono::steady_clock::now() < deadline && round < 2000) {
+    caught = !run_round<kOrder, kStall>(4, 400, 1000 + round).linearizable;
     ++round;
   }
   EXPECT_TRUE(caught) << "a broken copy order passed " << round << " rounds";
@@ -201,5 +213,10 @@ TEST(Linearizability, CatchesCopyOverwritingNewerWrites) {
   expect_caught<CopyOrder::kTestOverwriteNew>();
 }
 
+TEST(Linearizability, CatchesLateDeliveryPastARemovedValue) {
+  expect_caught<CopyOrder::kTestForwardAnyDead, /*kStall=*/true>();
+}
+
 }  // namespace
 }  // namespace sisu::testing
+

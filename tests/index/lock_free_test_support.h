@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <random>
 #include <thread>
@@ -18,19 +19,25 @@ inline bool one_in(unsigned n) {
   return rng() % n == 0;
 }
 
-template <CopyOrder kOrder>
+// kStall: now and then a copier sleeps mid-copy, long enough for the table it copies into to
+// be resized and copied in turn (three tables in flight).
+template <CopyOrder kOrder, bool kStall = false>
 struct YieldingTraits : LockFreeHashMapTraits {
   static constexpr CopyOrder kCopyOrder = kOrder;
   static void before_value_cas() noexcept {
     if (one_in(4)) std::this_thread::yield();
   }
   static void copy_step() noexcept {
-    if (one_in(2)) std::this_thread::yield();
+    if (kStall && one_in(8)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    } else if (one_in(2)) {
+      std::this_thread::yield();
+    }
   }
 };
 
-template <CopyOrder kOrder = CopyOrder::kFreezeOldFirst>
-using TestMap = LockFreeHashMap<std::uint64_t, std::uint64_t, YieldingTraits<kOrder>>;
+template <CopyOrder kOrder = CopyOrder::kFreezeOldFirst, bool kStall = false>
+using TestMap = LockFreeHashMap<std::uint64_t, std::uint64_t, YieldingTraits<kOrder, kStall>>;
 
 // Inserts and removes keys of its own range (from `base` up) until stop: the table fills with
 // dead keys and resizes every few dozen operations (m.resizes() counts them).

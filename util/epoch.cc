@@ -1,5 +1,11 @@
 #include "util/epoch.h"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <mutex>
 #include <thread>
 
 namespace sisu {
@@ -40,8 +46,23 @@ void push_pending(EpochRetired* first, EpochRetired* last) noexcept {
                                                std::memory_order_relaxed));
 }
 
+long membarrier(int cmd) { return ::syscall(__NR_membarrier, cmd, 0, 0); }
+
+// Chooses light pins when the kernel can order them for us.
+void choose_fences() {
+  const char* heavy = std::getenv("SISU_EPOCH_HEAVY");
+  if (heavy != nullptr && heavy[0] != '\0' && heavy[0] != '0') return;
+  const long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+  if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0) return;
+  light_pins.store(true, std::memory_order_release);
+}
+
 // Advances the global epoch by one if every pinned thread has seen it.
 bool try_advance() noexcept {
+  // Light pins: make every running thread's pin store visible, or its later loads see our
+  // unlinks, before reading the records.
+  if (light_pins.load(std::memory_order_relaxed)) membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
   for (ThreadRecord* r = registry.load(std::memory_order_acquire); r != nullptr; r = r->next) {
     // seq_cst: in the total order after the unlink that preceded retire(), so a thread that
@@ -55,6 +76,8 @@ bool try_advance() noexcept {
 }  // namespace
 
 ThreadRecord* register_thread() {
+  static std::once_flag fences_chosen;
+  std::call_once(fences_chosen, choose_fences);
   ThreadRecord* r = nullptr;
   for (ThreadRecord* it = registry.load(std::memory_order_acquire); it != nullptr; it = it->next) {
     bool expected = false;
@@ -132,6 +155,8 @@ void synchronize() noexcept {
 std::size_t pending() noexcept { return pending_count.load(std::memory_order_relaxed); }
 
 std::uint64_t current() noexcept { return global_epoch.load(std::memory_order_seq_cst); }
+
+bool light_pins() noexcept { return epoch_internal::light_pins.load(std::memory_order_relaxed); }
 
 bool pinned() noexcept {
   const ThreadRecord* r = tls_record;

@@ -13,9 +13,17 @@
 // cannot reach it. E moves from r + 1 to r + 2 only when no pinned thread shows r, or anything
 // older: by then every thread that could have read x has unpinned.
 //
-// A reader pays one store to its own record to pin (sequentially consistent: the store must be
-// ordered before the loads of shared pointers that follow, and the reclaimer's scan must see
-// it; on x86 this is one xchg) and one release store to unpin. Pinning nests: an inner
+// A reader pays one store to its own record to pin and one to unpin. The pin store must be
+// ordered before the reader's loads of shared pointers, against the reclaimer's unlink and scan
+// (a store-load ordering). Two ways to get it:
+//   - light (Linux membarrier, the default where the kernel offers it): the pin is a plain
+//     release store; the reclaimer, before it scans, makes every running thread of the process
+//     execute a full barrier (MEMBARRIER_CMD_PRIVATE_EXPEDITED, a few microseconds, once per
+//     scan). A reader's pin is then either visible to the scan, or the reader's loads come after
+//     the unlink. Readers keep their memory-level parallelism: a fence per operation would
+//     drain the pipeline between two lookups' cache misses (measured: docs/benchmarks.md).
+//   - heavy (SISU_EPOCH_HEAVY=1, or no membarrier): the pin is a seq_cst store (an xchg on
+//     x86) and the scan's loads are seq_cst. Pinning nests: an inner
 // EpochGuard on a pinned thread does nothing, so a for_each callback may call the map again.
 // Retiring and collecting are rare (a map retires a table per resize) and lock-free.
 //
@@ -44,6 +52,10 @@ struct alignas(64) ThreadRecord {
 // The global epoch. Starts at 1 so that no pinned state is 0.
 inline std::atomic<std::uint64_t> global_epoch{1};
 
+// True once the process registered for membarrier: pins are plain stores (see above). Set
+// before the first record is handed out, never cleared.
+inline std::atomic<bool> light_pins{false};
+
 // The calling thread's record; constinit so that the fast path is a plain TLS load, with no
 // initialization guard.
 inline constinit thread_local ThreadRecord* tls_record = nullptr;
@@ -64,19 +76,27 @@ struct EpochRetired {
 // until it is destroyed. Cheap (see the file comment); not movable.
 class EpochGuard {
  public:
-  EpochGuard() noexcept {
+  [[gnu::always_inline]] EpochGuard() noexcept {
     using namespace epoch_internal;
     ThreadRecord* r = tls_record;
     if (r == nullptr) r = register_thread();
     // Only this thread writes its state, so a relaxed read of it is exact.
     if (r->state.load(std::memory_order_relaxed) != 0) return;  // nested: the outer pin holds
-    // seq_cst load and store: both in the single total order, before the caller's seq_cst loads
-    // of shared pointers (see retire()). On x86 the load is a mov and the store an xchg.
     const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
-    r->state.store((e << 1) | 1, std::memory_order_seq_cst);
+    if (light_pins.load(std::memory_order_relaxed)) {
+      // release: a scan that reads this state acquires everything this thread did before,
+      // including its previous pinned section. The store-load order comes from the
+      // reclaimer's membarrier; the signal fence keeps the compiler from reordering.
+      r->state.store((e << 1) | 1, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      // seq_cst: in the single total order before the caller's seq_cst loads of shared
+      // pointers (see retire()). On x86 an xchg.
+      r->state.store((e << 1) | 1, std::memory_order_seq_cst);
+    }
     record_ = r;
   }
-  ~EpochGuard() {
+  [[gnu::always_inline]] ~EpochGuard() {
     // release: everything this thread read under the pin happens-before a reclaimer that sees
     // the record idle (its scan loads acquire).
     if (record_ != nullptr) record_->state.store(0, std::memory_order_release);
@@ -113,6 +133,9 @@ std::uint64_t current() noexcept;
 
 // True when the calling thread is pinned.
 bool pinned() noexcept;
+
+// True when pins are plain stores ordered by membarrier (see the file comment).
+bool light_pins() noexcept;
 
 }  // namespace epoch
 }  // namespace sisu

@@ -1,9 +1,10 @@
 // LockFreeHashMap: Cliff Click's non-blocking hash map, in C++, for 64-bit keys and values
 // below 2^62. The engine's memtable uses it to find the newest record of a key hash.
 //
-// One table is a power-of-two array of 32-byte slots, probed linearly from hash & mask, plus
-// one out-of-line slot for key 0 (the word 0 marks an empty key slot, so key 0 cannot live in
-// the array). A table header holds the resize state.
+// One table is a power-of-two array of 32-byte slots, two per cache line, probed linearly (step
+// 1) from the first slot of the line the hash picks, plus one out-of-line slot for key 0 (the
+// word 0 marks an empty key slot, so key 0 cannot live in the array). A table header holds the
+// resize state.
 //
 //   top_ --> Table                                        Table (next, being filled)
 //            +-----------------------------------+        +--------------------------+
@@ -12,8 +13,8 @@
 //            | copy_idx (work cursor), copy_done |        +--------------------------+
 //            | claimed-slot counter cells        |
 //            +-----------------------------------+
-//            | slot 0: key | hash | value | -    |  32 B: a probe reads one cache line
-//            | slot 1: ...                       |
+//            | slot 0: key | hash | value | -    |  32 B; slots 0 and 1 share a line,
+//            | slot 1: ...                       |  read together by a lookup
 //            | ...                               |
 //            | slot cap: key 0's slot            |
 //            +-----------------------------------+
@@ -28,12 +29,13 @@
 //     01vv..vv          live value v                (bit 62 set)
 //     11vv..vv          primed v: frozen by a copy  (bit 63 set)
 //     1000..01          primed tombstone: the slot is dead here, look in the next table
-//     1000..00          primed null: dead here, and nothing was ever written to it
+//     1000..00          primed null: dead here, and nothing was ever written to it (the one
+//                       dead slot a late copy may pass on to the next table; see prime_absent)
 //   Writers CAS values; a put whose CAS fails re-reads and retries (it must return the value it
 //   replaced, so it cannot simply "lose" to the other write as a blind store could).
 // - Resize: when a put probes past reprobe_limit (so a bad hash grows the table instead of
-//   probing forever) or when a put that claims a new key with a long probe finds the table
-//   half full of claimed keys. A new table is published by CAS on `next`. Threads that meet it
+//   probing forever) or when a put that claims a new key with a long probe finds 5/8 of the
+//   table claimed (live or dead keys). The new table has two slots per live entry. A new table is published by CAS on `next`. Threads that meet it
 //   help copy 1024-slot chunks claimed from copy_idx; each slot's copy is counted once in
 //   copy_done, and the thread whose count completes the copy swings top_ and retires the old
 //   table into the epoch domain (util/epoch.h).
@@ -54,8 +56,8 @@
 //
 // Thread-safety: every method may be called from any number of threads at once, except the
 // destructor. get, put, put_if_absent, replace and remove are linearizable and lock-free. Each
-// operation pins the thread in the epoch domain (one store) and never allocates, except the put
-// that creates a new table during a resize.
+// operation pins the thread in the epoch domain (a plain store where Linux membarrier is
+// available) and never allocates, except the put that creates a new table during a resize.
 #pragma once
 
 #include <sys/mman.h>
@@ -155,10 +157,30 @@ struct Table {
   std::int64_t* claimed_cells;  // striped count of claimed key slots, cell per 64 bytes
   Slot* slots;                  // capacity + 1 slots; slots[capacity] is key 0's
 
+  // Every operation reads next; copiers write the counters below it. Separate lines, or each
+  // copied chunk would invalidate every reader's copy of `next`.
   alignas(64) std::atomic<Table*> next{nullptr};
-  std::atomic<std::uint64_t> copy_idx{0};
+  alignas(64) std::atomic<std::uint64_t> copy_idx{0};
   std::atomic<std::uint64_t> copy_done{0};
   std::atomic<std::uint32_t> resizers{0};
+  std::atomic<std::uint64_t> populated{0};  // bytes of a mapped table prefaulted so far
+
+  // Prefaults the next stretch of a mapped table for writing. A fresh mapping's first touch is
+  // usually a probe's read, which maps the shared zero page; the write that follows then
+  // replaces it, and with the process on several CPUs that costs a TLB shootdown (an IPI,
+  // a VM exit under a hypervisor: most of a 2-thread growth profile). The copy's helpers
+  // call this once per chunk, so pages are made writable ahead of the random probes, a few
+  // tens of microseconds at a time.
+  void populate_some() {
+    if (!mapped) return;
+    const std::uint64_t off = populated.fetch_add(kPopulateBytes, std::memory_order_relaxed);
+    if (off >= bytes) return;
+    const std::size_t len = std::min<std::size_t>(kPopulateBytes, bytes - off);
+#ifdef MADV_POPULATE_WRITE
+    ::madvise(reinterpret_cast<char*>(this) + off, len, MADV_POPULATE_WRITE);  // best effort
+#endif
+  }
+  static constexpr std::uint64_t kPopulateBytes = 64 << 10;
 
   std::uint64_t total_slots() const { return capacity + 1; }
 
@@ -185,7 +207,7 @@ struct Table {
     const bool mapped = bytes >= kMmapBytes;
     void* mem;
     if (mapped) {
-      mem = map_aligned(bytes);
+      mem = map_table(bytes);
     } else {
       mem = ::operator new(bytes, std::align_val_t{64});
       std::memset(mem, 0, bytes);
@@ -211,6 +233,10 @@ struct Table {
     const bool mapped = t->mapped;
     t->~Table();
     if (mapped) {
+      // Free the pages under the shared mmap lock first: munmap holds it exclusively while it
+      // frees them (9 ms for 128 MiB), stalling every page fault of the process meanwhile,
+      // which is every insert into a table that is growing.
+      ::madvise(t, bytes, MADV_DONTNEED);
       ::munmap(t, bytes);
     } else {
       ::operator delete(static_cast<void*>(t), std::align_val_t{64});
@@ -220,20 +246,14 @@ struct Table {
 
   static void reclaim(EpochRetired* r) noexcept { destroy(reinterpret_cast<Table*>(r)); }
 
-  // A big table is mapped 2 MiB-aligned and asks for transparent huge pages: a lookup is one
-  // random access into tens of MiB, and with 4 KiB pages most of them also miss the TLB.
-  static void* map_aligned(std::size_t bytes) {
-    constexpr std::size_t kHuge = std::size_t{2} << 20;
-    const std::size_t span = bytes + kHuge;
-    void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
-    const auto base = reinterpret_cast<std::uintptr_t>(raw);
-    const std::uintptr_t aligned = (base + kHuge - 1) & ~(kHuge - 1);
-    if (aligned > base) ::munmap(raw, aligned - base);
-    const std::uintptr_t end = aligned + bytes;
-    if (base + span > end) ::munmap(reinterpret_cast<void*>(end), base + span - end);
-    void* mem = reinterpret_cast<void*>(aligned);
-    ::madvise(mem, bytes, MADV_HUGEPAGE);
+  // A big table is mapped, and opts out of transparent huge pages: a put that touches a fresh
+  // huge page waits while the kernel zeroes 2 MiB (and may compact memory for it), measured at
+  // 4.5 ms per fault and hundreds of such puts while a table grows to 10M entries. With 4 KiB
+  // pages a fault costs microseconds; lookups lose a little to TLB misses (docs/benchmarks.md).
+  static void* map_table(std::size_t bytes) {
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::bad_alloc();
+    ::madvise(mem, bytes, MADV_NOHUGEPAGE);
     return mem;
   }
 
@@ -681,12 +701,25 @@ class LockFreeHashMap {
     return n;
   }
 
-  // Copies slots of t into n, 1024 at a time, claimed from t's shared cursor. With copy_all
-  // (or once the cursor has gone round twice: "panic", some claimer is stalled) it copies until
-  // the whole table is done; otherwise one chunk.
+  // Copies slots of t into n, 1024 at a time (see work_through). With copy_all it returns
+  // only when the whole table is copied; otherwise after one chunk.
   void help_copy_impl(Table* t, Table* n, bool copy_all) {
+    if (t->copy_done.load(std::memory_order_acquire) < t->total_slots()) n->populate_some();
+    work_through(
+        t, copy_all, [&](std::uint64_t idx) { return copy_slot(t, idx, n); },
+        [&](std::uint64_t work) { copy_check_and_promote(t, work); });
+    copy_check_and_promote(t, 0);
+  }
+
+  // Shares the slots of t among the threads that call it: each claims 1024-slot chunks from
+  // t's cursor and calls done_slot(idx), true when that call finished the slot; count(n)
+  // records n finished slots (in t->copy_done). With all (or once the cursor has gone round
+  // twice: "panic", a claimer is stalled) it goes on until every slot is done, else it stops
+  // after one chunk.
+  template <class DoneSlot, class Count>
+  static void work_through(Table* t, bool all, DoneSlot&& done_slot, Count&& count) {
     const std::uint64_t total = t->total_slots();
-    const std::uint64_t chunk = std::min<std::uint64_t>(total, kCopyChunk);
+    const std::uint64_t chunk = std::min<std::uint64_t>(total, all ? kCopyChunk : kHelpChunk);
     bool panic = false;
     std::uint64_t start = 0;
     while (t->copy_done.load(std::memory_order_acquire) < total) {
@@ -696,14 +729,13 @@ class LockFreeHashMap {
       }
       std::uint64_t work = 0;
       for (std::uint64_t i = 0, idx = start % total; i < chunk; ++i) {
-        if (copy_slot(t, idx, n)) ++work;
+        if (done_slot(idx)) ++work;
         if (++idx == total) idx = 0;
       }
-      if (work > 0) copy_check_and_promote(t, work);
+      if (work > 0) count(work);
       start += chunk;
-      if (!copy_all && !panic) return;
+      if (!all && !panic) return;
     }
-    copy_check_and_promote(t, 0);
   }
 
   Table* copy_slot_and_check(Table* t, std::uint64_t idx, Table* n, bool help) {
@@ -724,7 +756,7 @@ class LockFreeHashMap {
       Table* expected = t;
       if (!top_.compare_exchange_strong(expected, n, std::memory_order_seq_cst)) return;
       resizes_.fetch_add(1, std::memory_order_relaxed);
-      epoch::retire(&t->retired, &Table::reclaim);
+      epoch::retire(&t->retired, &Table::reclaim, /*heavy=*/t->mapped);
       t = n;
       Table* nn = t->next.load(std::memory_order_seq_cst);
       if (nn == nullptr || nn == frozen_marker()) return;
@@ -809,29 +841,17 @@ class LockFreeHashMap {
   // copy cursor, then marks the map frozen.
   void help_freeze(Table* t) {
     using namespace lock_free_internal;
-    const std::uint64_t total = t->total_slots();
-    const std::uint64_t chunk = std::min<std::uint64_t>(total, kCopyChunk);
-    bool panic = false;
-    std::uint64_t start = 0;
-    while (t->copy_done.load(std::memory_order_acquire) < total) {
-      if (!panic) {
-        start = t->copy_idx.fetch_add(chunk, std::memory_order_relaxed);
-        if (start >= 2 * total) panic = true;
-      }
-      std::uint64_t work = 0;
-      for (std::uint64_t i = 0, idx = start % total; i < chunk; ++i, idx = idx + 1 == total ? 0 : idx + 1) {
-        Slot& s = t->slots[idx];
-        std::uint64_t v = load(s.value, std::memory_order_acquire);
-        while (!is_prime(v)) {
-          if (cas(s.value, v, is_live(v) ? (v | kPrimeBit) : kTombPrime)) {
-            ++work;
-            break;
+    work_through(
+        t, /*all=*/true,
+        [t](std::uint64_t idx) {
+          Slot& s = t->slots[idx];
+          std::uint64_t v = load(s.value, std::memory_order_acquire);
+          while (!is_prime(v)) {
+            if (cas(s.value, v, is_live(v) ? (v | kPrimeBit) : kTombPrime)) return true;
           }
-        }
-      }
-      if (work > 0) t->copy_done.fetch_add(work, std::memory_order_acq_rel);
-      start += chunk;
-    }
+          return false;
+        },
+        [t](std::uint64_t work) { t->copy_done.fetch_add(work, std::memory_order_acq_rel); });
     frozen_.store(true, std::memory_order_release);
   }
 
@@ -857,7 +877,14 @@ class LockFreeHashMap {
     help_copy_impl(t, n, /*copy_all=*/true);
   }
 
+  // Slots a thread claims at a time when it copies a whole table, and when it only helps on
+  // the way to its own operation. The helper's chunk bounds the latency a resize adds to one
+  // put: early in a copy nearly every slot copied lands on a page of the new table not yet
+  // touched (a page fault, ~2 us), so 1024 slots cost milliseconds (measured: 8.9 ms at 8M
+  // entries) and 64 cost ~0.1 ms. The copy still outruns the inserts that fill the new
+  // table: 2^n slots copied in 2^n / 64 puts, against ~0.3 * 2^(n+1) puts to fill it.
   static constexpr std::uint64_t kCopyChunk = 1024;
+  static constexpr std::uint64_t kHelpChunk = 64;
 
   const std::size_t min_capacity_;
   std::atomic<Table*> top_;

@@ -1,9 +1,13 @@
 #include "util/epoch.h"
 
 #include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -73,11 +77,97 @@ bool try_advance() noexcept {
   return global_epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
 }
 
+// Reclaims what is due; heavy objects only when `heavy`. *heavy_left tells whether heavy
+// objects still wait.
+std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr) noexcept {
+  try_advance();
+  EpochRetired* list = pending_head.exchange(nullptr, std::memory_order_acquire);
+  bool heavy_left = false;
+  if (heavy_left_out != nullptr) *heavy_left_out = false;
+  if (list == nullptr) return 0;
+  const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
+  EpochRetired* keep_first = nullptr;
+  EpochRetired* keep_last = nullptr;
+  std::size_t reclaimed = 0;
+  while (list != nullptr) {
+    EpochRetired* item = list;
+    list = list->next_retired;
+    const bool due = item->retire_epoch + 2 <= e;
+    if (due && (heavy || !item->heavy)) {
+      item->reclaim(item);
+      ++reclaimed;
+    } else {
+      heavy_left |= item->heavy;
+      item->next_retired = keep_first;
+      keep_first = item;
+      if (keep_last == nullptr) keep_last = item;
+    }
+  }
+  if (keep_first != nullptr) push_pending(keep_first, keep_last);
+  pending_count.fetch_sub(reclaimed, std::memory_order_relaxed);
+  if (heavy_left_out != nullptr) *heavy_left_out = heavy_left;
+  return reclaimed;
+}
+
+// The background reclaimer: started on the first heavy retire, it collects (heavy objects
+// included) when woken, then every millisecond while heavy objects wait for their epoch, and
+// sleeps when none is left. Its state is leaked on purpose, so that the thread never meets a
+// destroyed mutex while the process exits.
+struct Background {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool work = false;
+};
+
+Background* background() {
+  static Background* const b = [] {
+    auto* bg = new Background;
+    std::thread([bg] {
+      // Idle priority: unmapping a big table takes milliseconds of CPU, which must not
+      // preempt the threads whose inserts caused it (measured: 4 ms puts, one scheduler
+      // tick, when it ran at normal priority on a busy 2-core machine).
+      sched_param param{};
+      pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+      bool waiting = false;  // heavy objects not yet due
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(bg->mu);
+          if (waiting) {
+            bg->cv.wait_for(lock, std::chrono::milliseconds(1), [bg] { return bg->work; });
+          } else {
+            bg->cv.wait(lock, [bg] { return bg->work; });
+          }
+          bg->work = false;
+        }
+        collect_impl(/*heavy=*/true, &waiting);
+      }
+    }).detach();
+    return bg;
+  }();
+  return b;
+}
+
+void wake_background() {
+  Background* bg = background();
+  {
+    std::lock_guard<std::mutex> lock(bg->mu);
+    bg->work = true;
+  }
+  bg->cv.notify_one();
+}
+
 }  // namespace
 
-ThreadRecord* register_thread() {
-  static std::once_flag fences_chosen;
+// The fences are chosen once per process, at load time: registering for membarrier waits for
+// an RCU grace period (milliseconds), which must not land in some thread's first operation.
+static std::once_flag fences_chosen;
+[[maybe_unused]] static const bool fences_chosen_at_load = [] {
   std::call_once(fences_chosen, choose_fences);
+  return true;
+}();
+
+ThreadRecord* register_thread() {
+  std::call_once(fences_chosen, choose_fences);  // in case a pin runs before static init
   ThreadRecord* r = nullptr;
   for (ThreadRecord* it = registry.load(std::memory_order_acquire); it != nullptr; it = it->next) {
     bool expected = false;
@@ -110,38 +200,17 @@ namespace epoch {
 
 using namespace epoch_internal;
 
-void retire(EpochRetired* item, void (*reclaim)(EpochRetired*)) noexcept {
+void retire(EpochRetired* item, void (*reclaim)(EpochRetired*), bool heavy) noexcept {
   item->reclaim = reclaim;
+  item->heavy = heavy;
   item->retire_epoch = global_epoch.load(std::memory_order_seq_cst);
   pending_count.fetch_add(1, std::memory_order_relaxed);
   push_pending(item, item);
-  collect();
+  collect_impl(/*heavy=*/false);
+  if (heavy) wake_background();
 }
 
-std::size_t collect() noexcept {
-  try_advance();
-  EpochRetired* list = pending_head.exchange(nullptr, std::memory_order_acquire);
-  if (list == nullptr) return 0;
-  const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
-  EpochRetired* keep_first = nullptr;
-  EpochRetired* keep_last = nullptr;
-  std::size_t reclaimed = 0;
-  while (list != nullptr) {
-    EpochRetired* item = list;
-    list = list->next_retired;
-    if (item->retire_epoch + 2 <= e) {
-      item->reclaim(item);
-      ++reclaimed;
-    } else {
-      item->next_retired = keep_first;
-      keep_first = item;
-      if (keep_last == nullptr) keep_last = item;
-    }
-  }
-  if (keep_first != nullptr) push_pending(keep_first, keep_last);
-  pending_count.fetch_sub(reclaimed, std::memory_order_relaxed);
-  return reclaimed;
-}
+std::size_t collect() noexcept { return collect_impl(/*heavy=*/false); }
 
 void synchronize() noexcept {
   // Everything retired before now carries an epoch <= target - 2.
@@ -149,7 +218,7 @@ void synchronize() noexcept {
   while (global_epoch.load(std::memory_order_seq_cst) < target) {
     if (!try_advance()) std::this_thread::yield();
   }
-  collect();
+  collect_impl(/*heavy=*/true);
 }
 
 std::size_t pending() noexcept { return pending_count.load(std::memory_order_relaxed); }

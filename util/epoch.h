@@ -70,6 +70,7 @@ struct EpochRetired {
   EpochRetired* next_retired = nullptr;
   std::uint64_t retire_epoch = 0;
   void (*reclaim)(EpochRetired*) = nullptr;
+  bool heavy = false;  // reclaimed by the background thread only (see retire)
 };
 
 // Pins the calling thread for its lifetime: shared objects read inside are not reclaimed
@@ -113,14 +114,19 @@ namespace epoch {
 // Hands `item` to the domain: `reclaim(item)` runs once no thread pinned now can still reach
 // it. REQUIRES: the object was unlinked (by a seq_cst store or RMW) before this call, so that no
 // thread pinning later can find it. Also tries to reclaim what is due.
-void retire(EpochRetired* item, void (*reclaim)(EpochRetired*)) noexcept;
+//
+// `heavy`: reclaiming it is slow (unmapping a big table touches every page: 9 ms for 128 MiB),
+// so it is left to a background thread that the domain starts on first need, instead of
+// lengthening whatever operation happens to collect next.
+void retire(EpochRetired* item, void (*reclaim)(EpochRetired*), bool heavy = false) noexcept;
 
-// Tries to advance the epoch and reclaims what is due; returns how many objects it reclaimed.
-// Never waits.
+// Tries to advance the epoch and reclaims what is due, except heavy objects; returns how many
+// objects it reclaimed. Never waits.
 std::size_t collect() noexcept;
 
-// Waits until every object retired before the call is due, then reclaims: when it returns,
-// each such object is reclaimed, or is being reclaimed by a collect() running concurrently.
+// Waits until every object retired before the call is due, then reclaims (heavy ones too):
+// when it returns, each such object is reclaimed, or is being reclaimed by a collect() running
+// concurrently.
 // REQUIRES: the calling thread is not pinned (it would wait for itself). Blocks while other
 // threads stay pinned.
 void synchronize() noexcept;

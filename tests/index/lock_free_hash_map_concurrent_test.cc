@@ -99,9 +99,8 @@ TEST(LockFreeHashMapConcurrent, DisjointKeysSeeSequentialSemantics) {
       // Keys owned by thread t: t, t + 4, t + 8, ... (thread 0 owns key 0).
       const std::uint64_t k = (rng() % 300) * kThreads + static_cast<std::uint64_t>(t);
       const std::uint64_t v = rng() % 1000;
-      auto it = model.find(k);
-      const std::optional<std::uint64_t> before =
-          it == model.end() ? std::nullopt : std::optional<std::uint64_t>(it->second);
+      std::optional<std::uint64_t> before;
+      if (auto it = model.find(k); it != model.end()) before.emplace(it->second);
       bool ok = true;
       switch (rng() % 5) {
         case 0:

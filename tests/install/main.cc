@@ -4,6 +4,8 @@
 #include <string_view>
 
 #include "alloc/slab_allocator.h"
+#include "index/extendible_hash_map.h"
+#include "index/lock_free_hash_map.h"
 #include "util/hash.h"
 #include "util/status.h"
 
@@ -17,6 +19,14 @@ int main() {
   void* p = sisu::SlabAllocator::global().allocate(1000);
   if (reinterpret_cast<std::uintptr_t>(p) % sisu::SlabAllocator::kAlignment != 0) return 1;
   sisu::SlabAllocator::global().deallocate(p, 1000);
+
+  sisu::ExtendibleHashMap<std::uint64_t, std::uint64_t> ehm;
+  ehm[1] = 2;
+  if (ehm.at(1) != 2) return 1;
+
+  sisu::LockFreeHashMap<> lf;
+  lf.put(0, 5);
+  if (lf.get(0) != 5u || lf.size() != 1) return 1;
 
   std::puts("consumer ok");
   return 0;

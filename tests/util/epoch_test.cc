@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -114,6 +116,15 @@ TEST(Epoch, ExitedThreadsDoNotBlockAndRecordsAreReused) {
   const std::uint64_t e = epoch::current();
   epoch::synchronize();
   EXPECT_GE(epoch::current(), e + 2);
+}
+
+TEST(Epoch, HeavyPinsWhenAsked) {
+  { EpochGuard pin; }  // the first pin chooses the fences
+  const char* heavy = std::getenv("SISU_EPOCH_HEAVY");
+  if (heavy != nullptr && heavy[0] == '1') {
+    EXPECT_FALSE(epoch::light_pins()) << "SISU_EPOCH_HEAVY=1 must select seq_cst pins";
+  }
+  std::printf("pins: %s\n", epoch::light_pins() ? "light (membarrier)" : "heavy (seq_cst)");
 }
 
 TEST(StripedCounter, ExactWhenQuiescent) {

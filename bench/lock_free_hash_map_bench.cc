@@ -268,8 +268,8 @@ void BM_Growth(benchmark::State& state) {
   }
   if (t == 0) {
     state.counters["max_put_us"] = static_cast<double>(max_ns.load()) / 1000.0;
-    state.counters["Minserts_per_s"] = static_cast<double>(kTotal) * 1000.0 /
-                                       static_cast<double>(wall_ns.load());
+    state.counters["Minserts_per_s"] =
+        static_cast<double>(kTotal) * 1000.0 / static_cast<double>(wall_ns.load());
     delete map;
     map = nullptr;
   }

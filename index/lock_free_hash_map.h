@@ -35,10 +35,10 @@
 //   replaced, so it cannot simply "lose" to the other write as a blind store could).
 // - Resize: when a put probes past reprobe_limit (so a bad hash grows the table instead of
 //   probing forever) or when a put that claims a new key with a long probe finds 5/8 of the
-//   table claimed (live or dead keys). The new table has two slots per live entry. A new table is published by CAS on `next`. Threads that meet it
-//   help copy 1024-slot chunks claimed from copy_idx; each slot's copy is counted once in
-//   copy_done, and the thread whose count completes the copy swings top_ and retires the old
-//   table into the epoch domain (util/epoch.h).
+//   table claimed (live or dead keys). The new table has two slots per live entry. A new table is
+//   published by CAS on `next`. Threads that meet it help copy 1024-slot chunks claimed from
+//   copy_idx; each slot's copy is counted once in copy_done, and the thread whose count completes
+//   the copy swings top_ and retires the old table into the epoch domain (util/epoch.h).
 // - Copying a slot: (1) CAS the old value to its primed form, which freezes it against late
 //   writers; (2) put the unprimed value into the new table only if the new slot is still null
 //   (a write that already reached the new table is newer and wins); (3) CAS the old value to
@@ -83,11 +83,11 @@ namespace sisu {
 // How a slot is copied into the new table. Only kFreezeOldFirst is correct; the others exist
 // so that the linearizability test can show it catches a wrong order.
 enum class CopyOrder {
-  kFreezeOldFirst,     // prime old, copy if the new slot is null, kill old (Click's shipped code)
-  kTestSkipPrime,      // BROKEN: copy without freezing the old slot; late writes are stomped
-  kTestOverwriteNew,   // BROKEN: freeze, but overwrite the new slot; newer writes are lost
-  kTestForwardAnyDead, // BROKEN: a late delivery goes on past any dead slot (a removed value
-                       // can come back when three tables are in flight)
+  kFreezeOldFirst,      // prime old, copy if the new slot is null, kill old (Click's shipped code)
+  kTestSkipPrime,       // BROKEN: copy without freezing the old slot; late writes are stomped
+  kTestOverwriteNew,    // BROKEN: freeze, but overwrite the new slot; newer writes are lost
+  kTestForwardAnyDead,  // BROKEN: a late delivery goes on past any dead slot (a removed value
+                        // can come back when three tables are in flight)
 };
 
 // The default traits. A user may supply a hasher; tests also supply hooks that yield at the
@@ -209,7 +209,7 @@ struct Table {
     if (mapped) {
       mem = map_table(bytes);
     } else {
-      mem = ::operator new(bytes, std::align_val_t{64});
+      mem = ::operator new (bytes, std::align_val_t{64});
       std::memset(mem, 0, bytes);
     }
     Table* t = new (mem) Table;
@@ -239,7 +239,7 @@ struct Table {
       ::madvise(t, bytes, MADV_DONTNEED);
       ::munmap(t, bytes);
     } else {
-      ::operator delete(static_cast<void*>(t), std::align_val_t{64});
+      ::operator delete (static_cast<void*>(t), std::align_val_t{64});
     }
     live_table_bytes.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
   }
@@ -284,8 +284,7 @@ class LockFreeHashMap {
 
   // Sized so that `initial_capacity` entries fit before the first resize.
   explicit LockFreeHashMap(std::size_t initial_capacity = 0)
-      : min_capacity_(capacity_for(initial_capacity)),
-        top_(Table::create(min_capacity_)) {}
+      : min_capacity_(capacity_for(initial_capacity)), top_(Table::create(min_capacity_)) {}
 
   // REQUIRES: no other thread uses the map any more.
   ~LockFreeHashMap() {
@@ -481,7 +480,9 @@ class LockFreeHashMap {
   // Where k's probe starts: the first slot of the cache line its hash picks. Probing then
   // steps by one slot, wrapping at the end of the table (Click's linear reprobe), but the first
   // two probes cost one cache line instead of up to two.
-  static std::uint64_t home(const Table* t, std::uint64_t h) { return h & t->mask & ~std::uint64_t{1}; }
+  static std::uint64_t home(const Table* t, std::uint64_t h) {
+    return h & t->mask & ~std::uint64_t{1};
+  }
 
   // seq_cst: ordered after the epoch pin (see util/epoch.h).
   Table* top() const { return top_.load(std::memory_order_seq_cst); }
@@ -556,7 +557,8 @@ class LockFreeHashMap {
 
   // Click's putIfMatch: writes `put` to k's slot if its value matches `expect`; returns the
   // value word found there (kNull or kTombstone when absent). `count` is false for the copy's
-  // own puts, which move entries rather than add them.
+  // own puts (deliveries), which move entries rather than add them, and which never help copy
+  // other slots (a copy inside a copy would recurse without bound).
   std::uint64_t put_if_match(Table* t, std::uint64_t k, std::uint64_t h, std::uint64_t put,
                              std::uint64_t expect, bool count) {
     using namespace lock_free_internal;
@@ -584,7 +586,7 @@ class LockFreeHashMap {
           if (found == k) break;
           if (++reprobes >= t->reprobe_limit) {
             Table* n = resize(t, /*grow=*/true);
-            if (expect != kNull) help_copy(n);  // not from inside a copy: no recursion
+            if (count) help_copy(n);  // not from inside a copy: no recursion
             t = n;
             goto next_table;
           }
@@ -610,7 +612,7 @@ class LockFreeHashMap {
             help_freeze(t);
             throw_frozen();
           }
-          t = copy_slot_and_check(t, idx, n, /*help=*/expect != kNull);
+          t = copy_slot_and_check(t, idx, n, /*help=*/count);
           continue;
         }
         for (;;) {
@@ -635,7 +637,7 @@ class LockFreeHashMap {
           help_freeze(t);
           throw_frozen();
         }
-        t = copy_slot_and_check(t, idx, n, /*help=*/expect != kNull);
+        t = copy_slot_and_check(t, idx, n, /*help=*/count);
       }
     next_table:;
     }
@@ -689,8 +691,8 @@ class LockFreeHashMap {
     if (t->next.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst)) {
       return fresh;
     }
-    Table::destroy(fresh);  // never published: nobody else can hold it
-    return resize(t, grow);       // someone else's table, or the freeze marker
+    Table::destroy(fresh);   // never published: nobody else can hold it
+    return resize(t, grow);  // someone else's table, or the freeze marker
   }
 
   // Helps the top table's copy by one chunk, then returns `n` (the table the caller goes to).

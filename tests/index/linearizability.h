@@ -20,12 +20,12 @@ enum class OpKind { kGet, kPut, kPutIfAbsent, kReplace, kCompareAndSet, kRemove,
 
 struct Op {
   OpKind kind;
-  std::uint64_t a = 0;  // value to write, or expected value
-  std::uint64_t b = 0;  // desired value (compare-and-set)
+  std::uint64_t a = 0;                  // value to write, or expected value
+  std::uint64_t b = 0;                  // desired value (compare-and-set)
   std::optional<std::uint64_t> result;  // returned value (get, put, ..., remove)
-  bool ok = false;                       // returned bool (compare-and-set, remove-if)
-  std::uint64_t call = 0;                // clock before the call
-  std::uint64_t ret = 0;                 // clock after the return
+  bool ok = false;                      // returned bool (compare-and-set, remove-if)
+  std::uint64_t call = 0;               // clock before the call
+  std::uint64_t ret = 0;                // clock after the return
 };
 
 using State = std::optional<std::uint64_t>;
@@ -60,8 +60,8 @@ inline bool apply(const Op& op, const State& s, State* out) {
 }
 
 inline std::string describe(const Op& op) {
-  static const char* const kNames[] = {"get", "put", "put_if_absent", "replace", "cas",
-                                       "remove", "remove_if"};
+  static const char* const kNames[] = {"get", "put",    "put_if_absent", "replace",
+                                       "cas", "remove", "remove_if"};
   std::string s = kNames[static_cast<int>(op.kind)];
   s += "(" + std::to_string(op.a);
   if (op.kind == OpKind::kCompareAndSet) s += ", " + std::to_string(op.b);
@@ -103,11 +103,17 @@ inline bool linearizable(const std::vector<Op>& history, State initial = std::nu
   for (std::size_t i = 0; i < n; ++i) ev[call_of[i]].match = ret_of[i];
   int head = 0;
   auto unlink = [&](int i) {
-    if (ev[i].prev >= 0) ev[ev[i].prev].next = ev[i].next; else head = ev[i].next;
+    if (ev[i].prev >= 0)
+      ev[ev[i].prev].next = ev[i].next;
+    else
+      head = ev[i].next;
     if (ev[i].next >= 0) ev[ev[i].next].prev = ev[i].prev;
   };
   auto relink = [&](int i) {
-    if (ev[i].prev >= 0) ev[ev[i].prev].next = i; else head = i;
+    if (ev[i].prev >= 0)
+      ev[ev[i].prev].next = i;
+    else
+      head = i;
     if (ev[i].next >= 0) ev[ev[i].next].prev = i;
   };
 

@@ -243,7 +243,9 @@ TEST(LockFreeHashMapConcurrent, ForEachIsWeaklyConsistent) {
     });
   }
   // At least 30 walks, and on until walks have overlapped 20 resizes.
-  for (int round = 0; round < 3000 && (round < 30 || m.resizes() < 20); ++round) {
+  // (Yielding between walks: on 2 cores the writers must get to run.)
+  for (int round = 0; round < 200000 && (round < 30 || m.resizes() < 20); ++round) {
+    std::this_thread::yield();
     std::unordered_set<std::uint64_t> seen;
     std::size_t stable_seen = 0;
     m.for_each([&](std::uint64_t k, std::uint64_t v) {

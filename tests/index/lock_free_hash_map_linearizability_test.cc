@@ -4,10 +4,14 @@
 // The same harness must catch the broken copy orders (CopyOrder::kTest*), which shows it can
 // fail.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -102,6 +106,13 @@ Round run_round(int threads, int ops, std::uint64_t seed) {
         }
         op.ret = clock.fetch_add(1);
         histories[t * kHot + key_index].push_back(op);
+        // Dead keys of its own, so that resizes keep pace with the operations however the
+        // threads are scheduled (the churn thread alone may be starved).
+        if (i % 32 == 0) {
+          const std::uint64_t fresh = (std::uint64_t{1} << 48) + (std::uint64_t(t) << 32) + i;
+          m.put(fresh, 1);
+          m.remove(fresh);
+        }
       }
     });
   }
@@ -193,18 +204,58 @@ TEST(Linearizability, HotKeysWithStalledCopiers) {
 }
 
 // A broken copy order must be caught within a bounded number of rounds. The yields in the
-// test traits widen the windows; a round resizes hundreds of times.
+// test traits widen the windows; a round resizes hundreds of times. A broken order may also
+// livelock (its copy never completes), so the rounds run in a child process with a watchdog:
+// a round that takes 20 s counts as caught (hung), and the parent kills a child that
+// outlives its budget.
 template <CopyOrder kOrder, bool kStall = false>
 void expect_caught() {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  int round = 0;
-  bool caught = false;
-  while (!caught && std::chrono::steady_clock::now() < deadline && round < 2000) {
-    caught = !run_round<kOrder, kStall>(4, 400, 1000 + round).linearizable;
-    ++round;
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::atomic<std::int64_t> round_started{0};
+    auto now_s = [] {
+      return std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    };
+    std::thread([&] {
+      for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        const std::int64_t started = round_started.load();
+        if (started != 0 && now_s() - started > 20) {
+          std::printf("broken order caught: a round hung\n");
+          std::fflush(stdout);
+          std::_Exit(0);
+        }
+      }
+    }).detach();
+    const std::int64_t deadline = now_s() + 120;
+    for (int round = 0; round < 2000 && now_s() < deadline; ++round) {
+      round_started.store(now_s());
+      if (!run_round<kOrder, kStall>(4, 400, 1000 + round).linearizable) {
+        std::printf("broken order caught after %d round(s)\n", round + 1);
+        std::fflush(stdout);
+        std::_Exit(0);
+      }
+    }
+    std::printf("a broken copy order passed every round\n");
+    std::fflush(stdout);
+    std::_Exit(1);
   }
-  EXPECT_TRUE(caught) << "a broken copy order passed " << round << " rounds";
-  std::printf("broken order caught after %d round(s)\n", round);
+  int status = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(200);
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > give_up) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      std::printf("broken order caught: the child hung past its budget\n");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died: status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a broken copy order was not caught";
 }
 
 TEST(Linearizability, CatchesCopyWithoutPrime) { expect_caught<CopyOrder::kTestSkipPrime>(); }
@@ -219,4 +270,3 @@ TEST(Linearizability, CatchesLateDeliveryPastARemovedValue) {
 
 }  // namespace
 }  // namespace sisu::testing
-

@@ -29,6 +29,8 @@ concept SeededHasher = requires(const Hash& h, std::uint64_t seed) {
   Hash(seed);
 };
 
+static_assert(kMaxDepth == index_file::kMaxDepth, "the file format bounds the map's depth");
+
 inline std::string at_offset(const std::string& path, std::uint64_t offset) {
   return path + " at offset " + std::to_string(offset) + ": ";
 }

@@ -29,6 +29,9 @@ inline constexpr char kFooterMagic[8] = {'S', 'I', 'S', 'U', 'E', 'N', 'D', '1'}
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::uint32_t kTableMagic = 0x4c425453;  // "STBL"
 inline constexpr std::uint32_t kTableIsOverflow = 1;       // TableHeader::flags
+inline constexpr unsigned kMaxDepth = 40;                   // ExtendibleHashMap's deepest directory
+inline constexpr std::uint32_t kMaxGroups = 255;            // TableHeader::groups
+inline constexpr std::uint64_t kMaxTableBytes = 256 << 10;  // a table's block, header included
 
 struct FileHeader {
   char magic[8];

@@ -1,0 +1,342 @@
+#include "index/index_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "index/group.h"
+#include "util/crc32c.h"
+
+namespace sisu {
+
+namespace f = index_file;
+
+namespace {
+
+constexpr std::uint64_t kMetaBytes = index_internal::kGroupMetaBytes;
+constexpr std::uint64_t kWidth = index_internal::kGroupWidth;
+constexpr std::uint64_t kTableHeaderBytes = 64;  // the in-memory table header, not stored
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string where(const std::string& path, std::uint64_t offset) {
+  return path + " at offset " + std::to_string(offset) + " (" + hex(offset) + "): ";
+}
+
+std::uint8_t top_of(const std::uint8_t* meta, std::uint32_t i) {
+  return meta[(i / kWidth) * kMetaBytes + i % kWidth];
+}
+
+}  // namespace
+
+IndexFile::IndexFile() = default;
+
+IndexFile::~IndexFile() {
+  if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+}
+
+IndexFile::IndexFile(IndexFile&& o) noexcept
+    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), header_(o.header_) {
+  o.data_ = nullptr;
+  o.size_ = 0;
+}
+
+IndexFile& IndexFile::operator=(IndexFile&& o) noexcept {
+  if (this != &o) {
+    if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+    path_ = std::move(o.path_);
+    data_ = o.data_;
+    size_ = o.size_;
+    header_ = o.header_;
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+Status IndexFile::open(const std::string& path, IndexFile* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error(path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Status::io_error(path + ": " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::corruption(path + ": not a regular file" +
+                              (S_ISDIR(st.st_mode) ? std::string(" (a directory)") : ""));
+  }
+  const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+  if (size < sizeof(f::FileHeader) + sizeof(f::Footer)) {
+    ::close(fd);
+    return Status::corruption(path + ": too short for a sisu index file (" + std::to_string(size) +
+                              " bytes)");
+  }
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  if (map == MAP_FAILED) return Status::io_error(path + ": mmap: " + std::strerror(map_errno));
+
+  IndexFile v;
+  v.path_ = path;
+  v.data_ = static_cast<const std::uint8_t*>(map);
+  v.size_ = size;
+  f::FileHeader& h = v.header_;
+  std::memcpy(&h, v.data_, sizeof(h));
+  if (std::memcmp(h.magic, f::kMagic, sizeof(h.magic)) != 0) {
+    return Status::corruption(path + ": not a sisu index file (bad magic at offset 0)");
+  }
+  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
+    return Status::corruption(where(path, offsetof(f::FileHeader, crc)) +
+                              "header checksum mismatch");
+  }
+  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(f::FileHeader)) {
+    return Status::corruption(path + ": unsupported format version " +
+                              std::to_string(h.format_version));
+  }
+  const std::uint32_t key_align = h.alignments >> 16, value_align = h.alignments & 0xffff;
+  auto pow2 = [](std::uint32_t a) { return a != 0 && a <= 64 && (a & (a - 1)) == 0; };
+  const std::uint64_t value_offset =
+      pow2(value_align) ? (std::uint64_t{h.key_bytes} + value_align - 1) / value_align * value_align
+                        : 0;
+  if (h.key_bytes == 0 || !pow2(key_align) || !pow2(value_align) ||
+      h.slot_bytes < value_offset + h.value_bytes ||
+      kTableHeaderBytes + 32 + 16 * std::uint64_t{h.slot_bytes} > f::kMaxTableBytes) {
+    return Status::corruption(where(path, offsetof(f::FileHeader, key_bytes)) +
+                              "impossible key/value layout");
+  }
+  if (h.global_depth > f::kMaxDepth) {
+    return Status::corruption(where(path, offsetof(f::FileHeader, global_depth)) + "global depth " +
+                              std::to_string(h.global_depth) + " exceeds " +
+                              std::to_string(f::kMaxDepth));
+  }
+  const std::uint64_t min_record = sizeof(f::TableHeader) + v.group_bytes();
+  if (h.tables > (v.body_end() - sizeof(f::FileHeader)) / min_record) {
+    return Status::corruption(where(path, offsetof(f::FileHeader, tables)) +
+                              std::to_string(h.tables) + " tables cannot fit in " +
+                              std::to_string(size) + " bytes");
+  }
+  f::Footer ft;
+  std::memcpy(&ft, v.data_ + v.body_end(), sizeof(ft));
+  if (std::memcmp(ft.magic, f::kFooterMagic, sizeof(ft.magic)) != 0 ||
+      ft.crc != crc32c::value(&ft, offsetof(f::Footer, crc))) {
+    return Status::corruption(where(path, v.body_end()) +
+                              "bad footer (truncated or extended file?)");
+  }
+  if (ft.body_bytes != v.body_end() || ft.entries != h.entries || ft.tables != h.tables) {
+    return Status::corruption(where(path, v.body_end()) + "footer does not match the header");
+  }
+  *out = std::move(v);
+  return Status::OK();
+}
+
+bool IndexFile::parse_table(std::uint64_t offset, std::uint32_t n, IndexFileTable* t,
+                            IndexFileFault* fault) const {
+  const std::string name = "table " + std::to_string(n) + ": ";
+  if (offset + sizeof(f::TableHeader) > body_end()) {
+    *fault = {offset, name + "runs past the footer (the header promises " +
+                          std::to_string(header_.tables) + " tables)"};
+    return false;
+  }
+  f::TableHeader th;
+  std::memcpy(&th, at(offset), sizeof(th));
+  if (th.magic != f::kTableMagic || th.reserved != 0 || th.flags > f::kTableIsOverflow) {
+    *fault = {offset, name + "bad table header"};
+    return false;
+  }
+  if (th.groups == 0 || th.groups > f::kMaxGroups ||
+      kTableHeaderBytes + th.groups * group_bytes() > f::kMaxTableBytes) {
+    *fault = {offset + offsetof(f::TableHeader, groups),
+              name + "bad size (" + std::to_string(th.groups) + " groups)"};
+    return false;
+  }
+  const std::uint64_t payload = th.groups * group_bytes();
+  if (payload > body_end() - offset - sizeof(th)) {
+    *fault = {offset, name + "runs past the footer"};
+    return false;
+  }
+  t->index = n;
+  t->offset = offset;
+  t->groups = th.groups;
+  t->size = th.size;
+  t->overflow = (th.flags & f::kTableIsOverflow) != 0;
+  t->prefix = th.prefix;
+  t->local_depth = th.local_depth;
+  t->trie_base = th.trie_base;
+  f::TableHeader zeroed = th;
+  zeroed.crc = 0;
+  t->intact = th.crc == crc32c::extend(crc32c::value(&zeroed, sizeof(zeroed)),
+                                       at(offset + sizeof(th)), payload);
+  return true;
+}
+
+std::vector<IndexFileTable> IndexFile::tables() const {
+  std::vector<IndexFileTable> out;
+  std::uint64_t offset = sizeof(f::FileHeader);
+  for (std::uint32_t n = 0; n < header_.tables; ++n) {
+    IndexFileTable t;
+    IndexFileFault fault;
+    if (!parse_table(offset, n, &t, &fault)) break;
+    out.push_back(t);
+    offset += sizeof(f::TableHeader) + t.groups * group_bytes();
+  }
+  return out;
+}
+
+std::vector<IndexFileFault> IndexFile::verify() const {
+  std::vector<IndexFileFault> faults;
+  const unsigned depth = header_.global_depth;
+  std::uint64_t offset = sizeof(f::FileHeader);
+  std::uint64_t entries = 0;
+  bool walked = true;
+  const IndexFileTable* head = nullptr;
+  std::vector<IndexFileTable> all;
+  all.reserve(header_.tables);
+  // Directory ranges [begin, begin + count) of the main tables, to check the tiling.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (std::uint32_t n = 0; n < header_.tables; ++n) {
+    IndexFileTable t;
+    IndexFileFault fault;
+    if (!parse_table(offset, n, &t, &fault)) {
+      faults.push_back(fault);
+      walked = false;
+      break;
+    }
+    all.push_back(t);
+    const std::string name = "table " + std::to_string(n) + ": ";
+    if (!t.intact) faults.push_back({offset, name + "checksum mismatch"});
+    const bool placed = t.local_depth <= depth && t.trie_base <= t.local_depth &&
+                        (t.local_depth == 0 || t.prefix >> t.local_depth == 0);
+    if (!placed) {
+      faults.push_back(
+          {offset + offsetof(f::TableHeader, prefix), name + "bad place in the directory"});
+    } else if (t.overflow) {
+      if (head == nullptr || head->prefix != t.prefix || head->local_depth != t.local_depth ||
+          head->trie_base != t.trie_base) {
+        faults.push_back(
+            {offset + offsetof(f::TableHeader, flags), name + "overflow table without its table"});
+      }
+    } else {
+      head = &all.back();
+      const unsigned shift = depth - t.local_depth;
+      ranges.push_back({t.prefix << shift, std::uint64_t{1} << shift});
+    }
+    if (t.intact) {
+      const std::uint8_t* meta = at(offset + sizeof(f::TableHeader));
+      std::uint32_t full = 0, tombstones = 0;
+      for (std::uint32_t i = 0; i < t.capacity(); ++i) {
+        const std::uint8_t top = top_of(meta, i);
+        full += top > index_internal::kTombstone;
+        tombstones += top == index_internal::kTombstone;
+      }
+      // 15/16: the map never fills a table further (see ExtendibleHashMap::max_load).
+      if (full != t.size || full + tombstones > t.capacity() - t.capacity() / 16) {
+        faults.push_back({offset + offsetof(f::TableHeader, size),
+                          name + "metadata counts do not match (record says " +
+                              std::to_string(t.size) + " entries, metadata " +
+                              std::to_string(full) + ")"});
+      }
+      entries += full;
+    } else {
+      entries += t.size;
+    }
+    offset += sizeof(f::TableHeader) + t.groups * group_bytes();
+  }
+  if (!walked) return faults;
+  if (offset != body_end()) {
+    faults.push_back(
+        {offset, std::to_string(body_end() - offset) + " unexpected bytes before the footer"});
+  }
+  if (header_.tables > 0) {
+    std::sort(ranges.begin(), ranges.end());
+    std::uint64_t next = 0;
+    for (const auto& [begin, count] : ranges) {
+      if (begin != next) {
+        faults.push_back({offsetof(f::FileHeader, global_depth),
+                          begin < next ? "two tables claim directory slot " + std::to_string(begin)
+                                       : "no table covers directory slot " + std::to_string(next)});
+        break;
+      }
+      next = begin + count;
+    }
+    if (faults.empty() && next != (std::uint64_t{1} << depth)) {
+      faults.push_back({offsetof(f::FileHeader, global_depth),
+                        "no table covers directory slot " + std::to_string(next)});
+    }
+  }
+  if (entries != header_.entries) {
+    faults.push_back(
+        {offsetof(f::FileHeader, entries), "header says " + std::to_string(header_.entries) +
+                                               " entries, tables hold " + std::to_string(entries)});
+  }
+  return faults;
+}
+
+IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
+  IndexStats s;
+  s.global_depth = header_.global_depth;
+  // As the map reports it: no tables, no histogram.
+  if (header_.tables > 0) s.local_depth_histogram.assign(header_.global_depth + 1, 0);
+  s.memory_bytes = size_;
+  if (fill_histogram != nullptr) fill_histogram->assign(10, 0);
+  for (const IndexFileTable& t : tables()) {
+    ++s.tables;
+    s.capacity += t.capacity();
+    if (t.local_depth < s.local_depth_histogram.size()) s.local_depth_histogram[t.local_depth]++;
+    std::uint32_t full = t.size;
+    if (t.intact) {
+      const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
+      full = 0;
+      for (std::uint32_t i = 0; i < t.capacity(); ++i) {
+        const std::uint8_t top = top_of(meta, i);
+        full += top > index_internal::kTombstone;
+        s.tombstones += top == index_internal::kTombstone;
+      }
+    }
+    s.size += full;
+    if (t.overflow) {
+      ++s.overflow_tables;
+      s.overflow_entries += full;
+    }
+    if (fill_histogram != nullptr) {
+      const std::size_t bucket = std::min<std::size_t>(9, full * 10 / t.capacity());
+      (*fill_histogram)[bucket]++;
+    }
+  }
+  s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0.0;
+  return s;
+}
+
+void IndexFile::for_each_entry(
+    const std::function<bool(std::string_view key, std::string_view value)>& f) const {
+  const std::uint64_t value_align = header_.alignments & 0xffff;
+  const std::uint64_t value_offset =
+      (header_.key_bytes + value_align - 1) / value_align * value_align;
+  for (const IndexFileTable& t : tables()) {
+    if (!t.intact) continue;
+    const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
+    const std::uint8_t* slots = meta + t.groups * kMetaBytes;
+    for (std::uint32_t i = 0; i < t.capacity(); ++i) {
+      if (top_of(meta, i) <= index_internal::kTombstone) continue;
+      const char* slot =
+          reinterpret_cast<const char*>(slots) + std::uint64_t{i} * header_.slot_bytes;
+      if (!f(std::string_view(slot, header_.key_bytes),
+             std::string_view(slot + value_offset, header_.value_bytes))) {
+        return;
+      }
+    }
+  }
+}
+
+}  // namespace sisu

@@ -1,0 +1,97 @@
+// IndexFile: a read-only view of a saved index file (index_file_format.h), whatever key and
+// value types wrote it. The `sisu` tool's inspect, verify and dump read files through it.
+//
+//   open():     maps the file read-only; checks the header (magic, checksum, version, sizes)
+//               and the footer (magic, checksum, agreement with the header). Cheap: two
+//               records, whatever the file size.
+//   verify():   walks every table record and lists every fault with its byte offset: a bad
+//               record header, a checksum mismatch, metadata that disagrees with the record,
+//               a directory that the tables do not tile exactly, counts that do not add up.
+//   stats():    the shape of the index (IndexStats, as the map reports it), plus a histogram
+//               of how full the tables are.
+//   for_each_entry(): the raw bytes of every key and value, from tables whose checksum holds.
+//
+// Nothing read from the file is trusted before it is bounds-checked: a damaged, truncated,
+// extended or foreign file gives is_corruption() (or is_io_error()), or a fault from verify(),
+// never an out-of-bounds read or a huge allocation. The view never writes to the file.
+//
+// Thread-safety: a const IndexFile may be used from any number of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/index_file_format.h"
+#include "index/index_stats.h"
+#include "util/status.h"
+
+namespace sisu {
+
+struct IndexFileFault {
+  std::uint64_t offset;  // where in the file
+  std::string what;      // "table 17: checksum mismatch"
+};
+
+// One table record as found in the file.
+struct IndexFileTable {
+  std::uint32_t index = 0;   // record number, in file order
+  std::uint64_t offset = 0;  // of its TableHeader
+  std::uint32_t groups = 0;
+  std::uint32_t size = 0;  // full slots, as the record says
+  bool overflow = false;
+  std::uint64_t prefix = 0;
+  unsigned local_depth = 0;
+  unsigned trie_base = 0;
+  bool intact = false;  // header sane and checksum good
+  std::uint32_t capacity() const { return groups * 16; }
+};
+
+class IndexFile {
+ public:
+  IndexFile();
+  ~IndexFile();
+  IndexFile(IndexFile&&) noexcept;
+  IndexFile& operator=(IndexFile&&) noexcept;
+
+  // Maps `path` and checks its header and footer.
+  static Status open(const std::string& path, IndexFile* out);
+
+  const std::string& path() const { return path_; }
+  std::uint64_t file_bytes() const { return size_; }
+  const index_file::FileHeader& header() const { return header_; }
+
+  // Every fault in the file, in file order; empty when the file is intact.
+  std::vector<IndexFileFault> verify() const;
+
+  // The index's shape, from the table records (stops at the first record it cannot parse;
+  // verify() says why). fill_histogram[i] counts tables whose fill is in [i/10, (i+1)/10).
+  IndexStats stats(std::vector<std::size_t>* fill_histogram = nullptr) const;
+
+  // Calls f(key, value) with the raw bytes of every entry of every intact table, in file
+  // order, until f returns false.
+  void for_each_entry(
+      const std::function<bool(std::string_view key, std::string_view value)>& f) const;
+
+  // The table records in file order, up to the first that cannot be parsed.
+  std::vector<IndexFileTable> tables() const;
+
+ private:
+  // Parses the record at `offset`; false (with the fault) when it cannot be walked past.
+  bool parse_table(std::uint64_t offset, std::uint32_t n, IndexFileTable* t,
+                   IndexFileFault* fault) const;
+  const std::uint8_t* at(std::uint64_t offset) const { return data_ + offset; }
+  std::uint64_t body_end() const { return size_ - sizeof(index_file::Footer); }
+  std::uint64_t group_bytes() const { return 32 + 16 * std::uint64_t{header_.slot_bytes}; }
+
+  std::string path_;
+  const std::uint8_t* data_ = nullptr;
+  std::uint64_t size_ = 0;
+  index_file::FileHeader header_{};
+};
+
+}  // namespace sisu

@@ -35,10 +35,11 @@
 //   replaced, so it cannot simply "lose" to the other write as a blind store could).
 // - Resize: when a put probes past reprobe_limit (so a bad hash grows the table instead of
 //   probing forever) or when a put that claims a new key with a long probe finds 5/8 of the
-//   table claimed (live or dead keys). The new table has two slots per live entry. A new table is
-//   published by CAS on `next`. Threads that meet it help copy 1024-slot chunks claimed from
-//   copy_idx; each slot's copy is counted once in copy_done, and the thread whose count completes
-//   the copy swings top_ and retires the old table into the epoch domain (util/epoch.h).
+//   table claimed (live or dead keys). The new table has two slots per live entry and is
+//   published by CAS on `next`. Threads that meet it help copy chunks of slots (64 on their
+//   way, 1024 for a whole-table copy) claimed from copy_idx; each slot's copy is counted once
+//   in copy_done, and the thread whose count completes the copy swings top_ and retires the
+//   old table into the epoch domain (util/epoch.h).
 // - Copying a slot: (1) CAS the old value to its primed form, which freezes it against late
 //   writers; (2) put the unprimed value into the new table only if the new slot is still null
 //   (a write that already reached the new table is newer and wins); (3) CAS the old value to
@@ -703,7 +704,7 @@ class LockFreeHashMap {
     return n;
   }
 
-  // Copies slots of t into n, 1024 at a time (see work_through). With copy_all it returns
+  // Copies slots of t into n in chunks (see work_through). With copy_all it returns
   // only when the whole table is copied; otherwise after one chunk.
   void help_copy_impl(Table* t, Table* n, bool copy_all) {
     if (t->copy_done.load(std::memory_order_acquire) < t->total_slots()) n->populate_some();
@@ -713,11 +714,11 @@ class LockFreeHashMap {
     copy_check_and_promote(t, 0);
   }
 
-  // Shares the slots of t among the threads that call it: each claims 1024-slot chunks from
-  // t's cursor and calls done_slot(idx), true when that call finished the slot; count(n)
-  // records n finished slots (in t->copy_done). With all (or once the cursor has gone round
-  // twice: "panic", a claimer is stalled) it goes on until every slot is done, else it stops
-  // after one chunk.
+  // Shares the slots of t among the threads that call it: each claims chunks (kHelpChunk, or
+  // kCopyChunk when `all`) from t's cursor and calls done_slot(idx), true when that call finished
+  // the slot; count(n) records n finished slots (in t->copy_done). With all (or once the cursor has
+  // gone round twice: "panic", a claimer is stalled) it goes on until every slot is done, else it
+  // stops after one chunk.
   template <class DoneSlot, class Count>
   static void work_through(Table* t, bool all, DoneSlot&& done_slot, Count&& count) {
     const std::uint64_t total = t->total_slots();

@@ -77,13 +77,24 @@ bool try_advance() noexcept {
   return global_epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
 }
 
+// Serializes the collectors. Operations that collect on their way (retire) only try it, so
+// they never wait; the background thread and synchronize() wait for it, so that when
+// synchronize() runs its pass no other collector holds items in a private list.
+std::mutex collect_mu;
+
 // Reclaims what is due; heavy objects only when `heavy`. *heavy_left tells whether heavy
-// objects still wait.
-std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr) noexcept {
+// objects still wait. `wait`: block for the collector lock instead of giving up.
+std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr, bool wait = false) noexcept {
+  if (heavy_left_out != nullptr) *heavy_left_out = false;
+  std::unique_lock<std::mutex> lock(collect_mu, std::defer_lock);
+  if (wait) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return 0;  // another thread is collecting
+  }
   try_advance();
   EpochRetired* list = pending_head.exchange(nullptr, std::memory_order_acquire);
   bool heavy_left = false;
-  if (heavy_left_out != nullptr) *heavy_left_out = false;
   if (list == nullptr) return 0;
   const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
   EpochRetired* keep_first = nullptr;
@@ -139,7 +150,7 @@ Background* background() {
           }
           bg->work = false;
         }
-        collect_impl(/*heavy=*/true, &waiting);
+        collect_impl(/*heavy=*/true, &waiting, /*wait=*/true);
       }
     }).detach();
     return bg;
@@ -218,7 +229,7 @@ void synchronize() noexcept {
   while (global_epoch.load(std::memory_order_seq_cst) < target) {
     if (!try_advance()) std::this_thread::yield();
   }
-  collect_impl(/*heavy=*/true);
+  collect_impl(/*heavy=*/true, nullptr, /*wait=*/true);
 }
 
 std::size_t pending() noexcept { return pending_count.load(std::memory_order_relaxed); }

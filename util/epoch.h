@@ -25,7 +25,8 @@
 //   - heavy (SISU_EPOCH_HEAVY=1, or no membarrier): the pin is a seq_cst store (an xchg on
 //     x86) and the scan's loads are seq_cst. Pinning nests: an inner
 // EpochGuard on a pinned thread does nothing, so a for_each callback may call the map again.
-// Retiring and collecting are rare (a map retires a table per resize) and lock-free.
+// Retiring is rare (a map retires a table per resize) and lock-free; collectors take turns
+// under a mutex, which an operation only tries (it skips collecting rather than wait).
 //
 // The synchronization is all std::atomic, so ThreadSanitizer checks it: a table freed while a
 // reader could still touch it is reported as a use-after-free race, not hidden.
@@ -124,9 +125,8 @@ void retire(EpochRetired* item, void (*reclaim)(EpochRetired*), bool heavy = fal
 // objects it reclaimed. Never waits.
 std::size_t collect() noexcept;
 
-// Waits until every object retired before the call is due, then reclaims (heavy ones too):
-// when it returns, each such object is reclaimed, or is being reclaimed by a collect() running
-// concurrently.
+// Waits until every object retired before the call is due, then reclaims them (heavy ones
+// too): when it returns, each such object has been reclaimed.
 // REQUIRES: the calling thread is not pinned (it would wait for itself). Blocks while other
 // threads stay pinned.
 void synchronize() noexcept;

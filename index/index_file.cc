@@ -194,7 +194,8 @@ std::vector<IndexFileTable> IndexFile::tables() const {
   return out;
 }
 
-std::vector<IndexFileFault> IndexFile::verify() const {
+std::vector<IndexFileFault> IndexFile::verify(
+    const std::function<void(std::uint64_t, std::uint64_t)>& progress) const {
   std::vector<IndexFileFault> faults;
   const unsigned depth = header_.global_depth;
   std::uint64_t offset = sizeof(f::FileHeader);
@@ -252,7 +253,9 @@ std::vector<IndexFileFault> IndexFile::verify() const {
       entries += t.size;
     }
     offset += sizeof(f::TableHeader) + t.groups * group_bytes();
+    if (progress && n % 1024 == 1023) progress(offset, size_);
   }
+  if (progress) progress(offset, size_);
   if (!walked) return faults;
   if (offset != body_end()) {
     faults.push_back(

@@ -65,8 +65,10 @@ class IndexFile {
   std::uint64_t file_bytes() const { return size_; }
   const index_file::FileHeader& header() const { return header_; }
 
-  // Every fault in the file, in file order; empty when the file is intact.
-  std::vector<IndexFileFault> verify() const;
+  // Every fault in the file, in file order; empty when the file is intact. `progress`, when
+  // given, is called now and then with the bytes checked so far and the file's size.
+  std::vector<IndexFileFault> verify(
+      const std::function<void(std::uint64_t done, std::uint64_t total)>& progress = {}) const;
 
   // The index's shape, from the table records (stops at the first record it cannot parse;
   // verify() says why). fill_histogram[i] counts tables whose fill is in [i/10, (i+1)/10).

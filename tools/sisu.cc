@@ -147,10 +147,18 @@ int inspect(const std::string& path, bool json) {
 int verify(const std::string& path) {
   sisu::IndexFile file;
   if (sisu::Status s = open_index(path, &file); !s.ok()) return fail(path, s);
+  // Progress on a terminal only (never into a pipe or a file), and only when it takes a while.
   const bool show_progress = ::isatty(STDERR_FILENO) && file.file_bytes() > (64u << 20);
-  if (show_progress) std::fprintf(stderr, "sisu: verifying %s ...\r", path.c_str());
-  const std::vector<sisu::IndexFileFault> faults = file.verify();
-  if (show_progress) std::fprintf(stderr, "%*s\r", static_cast<int>(path.size() + 24), "");
+  int last_pct = -1;
+  const std::vector<sisu::IndexFileFault> faults =
+      show_progress ? file.verify([&](std::uint64_t done, std::uint64_t total) {
+        const int pct = static_cast<int>(done * 100 / total);
+        if (pct == last_pct) return;
+        last_pct = pct;
+        std::fprintf(stderr, "\rsisu: verifying %s: %3d%%", path.c_str(), pct);
+      })
+                    : file.verify();
+  if (show_progress) std::fprintf(stderr, "\r\033[K");
   for (const sisu::IndexFileFault& f : faults) {
     std::printf("%s at offset %" PRIu64 " (0x%" PRIx64 "): %s\n", path.c_str(), f.offset, f.offset,
                 f.what.c_str());

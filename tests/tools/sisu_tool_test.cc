@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -145,6 +146,7 @@ TEST_F(ToolTest, VerifyAndDumpAnIntactFile) {
   const ToolRun v = sisu("verify " + file);
   EXPECT_EQ(v.rc, 0) << v.out << v.err;
   EXPECT_NE(v.out.find("intact"), std::string::npos) << v.out;
+  EXPECT_EQ(v.err, "") << "no progress text into a file or a pipe";
 
   const ToolRun d = sisu("dump " + file);
   ASSERT_EQ(d.rc, 0) << d.err;
@@ -250,6 +252,22 @@ TEST_F(ToolTest, VerifyListsEveryFaultWithItsOffset) {
     EXPECT_NE(v.out.find("table " + std::to_string(t) + ": checksum mismatch"), std::string::npos)
         << v.out;
   }
+}
+
+TEST_F(ToolTest, VerifyReportsProgressUpToTheFooter) {
+  const std::string file = path("progress.idx");
+  ASSERT_TRUE(sample(50000).save(file).ok());
+  IndexFile view;
+  ASSERT_TRUE(IndexFile::open(file, &view).ok());
+  std::vector<std::uint64_t> seen;
+  const auto faults = view.verify([&](std::uint64_t done, std::uint64_t total) {
+    EXPECT_EQ(total, view.file_bytes());
+    seen.push_back(done);
+  });
+  EXPECT_TRUE(faults.empty());
+  ASSERT_FALSE(seen.empty());
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.back(), view.file_bytes() - sizeof(index_file::Footer));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "index/index_file.h"
 #include "index/index_file_format.h"
 #include "util/crc32c.h"
 #include "util/file.h"
@@ -131,17 +132,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   // --- header -------------------------------------------------------------------------------
   f::FileHeader h;
   if (Status s = r.read_at(0, &h, sizeof(h)); !s.ok()) return s;
-  if (std::memcmp(h.magic, f::kMagic, sizeof(h.magic)) != 0) {
-    return Status::corruption(path + ": not a sisu index file (bad magic at offset 0)");
-  }
-  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
-    return Status::corruption(at_offset(path, offsetof(f::FileHeader, crc)) +
-                              "header checksum mismatch");
-  }
-  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(f::FileHeader)) {
-    return Status::corruption(path + ": unsupported format version " +
-                              std::to_string(h.format_version));
-  }
+  if (Status s = f::check_header(h, path); !s.ok()) return s;
   if (h.key_bytes != sizeof(K) || h.value_bytes != sizeof(V) ||
       h.slot_bytes != sizeof(value_type) ||
       h.alignments != static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V))) {
@@ -185,14 +176,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   // --- footer -------------------------------------------------------------------------------
   f::Footer ft;
   if (Status s = r.read_at(body_limit, &ft, sizeof(ft)); !s.ok()) return s;
-  if (std::memcmp(ft.magic, f::kFooterMagic, sizeof(ft.magic)) != 0 ||
-      ft.crc != crc32c::value(&ft, offsetof(f::Footer, crc))) {
-    return Status::corruption(at_offset(path, body_limit) +
-                              "bad footer (truncated or extended file?)");
-  }
-  if (ft.body_bytes != body_limit || ft.entries != h.entries || ft.tables != h.tables) {
-    return Status::corruption(at_offset(path, body_limit) + "footer does not match the header");
-  }
+  if (Status s = f::check_footer(ft, h, body_limit, path); !s.ok()) return s;
 
   // --- tables -------------------------------------------------------------------------------
   ExtendibleHashMap m(0, hasher);
@@ -297,8 +281,7 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   }
   for (std::size_t i = 0; i < m.dir_size(); ++i) {
     if (m.dir_[i].table == nullptr) {
-      return Status::corruption(path + ": directory slot " + std::to_string(i) +
-                                " has no table");
+      return Status::corruption(path + ": directory slot " + std::to_string(i) + " has no table");
     }
   }
   if (entries != h.entries) {

@@ -32,11 +32,44 @@ std::string where(const std::string& path, std::uint64_t offset) {
   return path + " at offset " + std::to_string(offset) + " (" + hex(offset) + "): ";
 }
 
+// The typed loader's long-standing format for the shared checks.
+std::string at_offset(const std::string& path, std::uint64_t offset) {
+  return path + " at offset " + std::to_string(offset) + ": ";
+}
+
 std::uint8_t top_of(const std::uint8_t* meta, std::uint32_t i) {
   return meta[(i / kWidth) * kMetaBytes + i % kWidth];
 }
 
 }  // namespace
+
+Status index_file::check_header(const FileHeader& h, const std::string& path) {
+  if (std::memcmp(h.magic, kMagic, sizeof(h.magic)) != 0) {
+    return Status::corruption(path + ": not a sisu index file (bad magic at offset 0)");
+  }
+  if (h.crc != crc32c::value(&h, offsetof(FileHeader, crc))) {
+    return Status::corruption(at_offset(path, offsetof(FileHeader, crc)) +
+                              "header checksum mismatch");
+  }
+  if (h.format_version != kFormatVersion || h.header_bytes != sizeof(FileHeader)) {
+    return Status::corruption(path + ": unsupported format version " +
+                              std::to_string(h.format_version));
+  }
+  return Status::OK();
+}
+
+Status index_file::check_footer(const Footer& ft, const FileHeader& h, std::uint64_t body_end,
+                                const std::string& path) {
+  if (std::memcmp(ft.magic, kFooterMagic, sizeof(ft.magic)) != 0 ||
+      ft.crc != crc32c::value(&ft, offsetof(Footer, crc))) {
+    return Status::corruption(at_offset(path, body_end) +
+                              "bad footer (truncated or extended file?)");
+  }
+  if (ft.body_bytes != body_end || ft.entries != h.entries || ft.tables != h.tables) {
+    return Status::corruption(at_offset(path, body_end) + "footer does not match the header");
+  }
+  return Status::OK();
+}
 
 IndexFile::IndexFile() = default;
 
@@ -94,17 +127,7 @@ Status IndexFile::open(const std::string& path, IndexFile* out) {
   v.size_ = size;
   f::FileHeader& h = v.header_;
   std::memcpy(&h, v.data_, sizeof(h));
-  if (std::memcmp(h.magic, f::kMagic, sizeof(h.magic)) != 0) {
-    return Status::corruption(path + ": not a sisu index file (bad magic at offset 0)");
-  }
-  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
-    return Status::corruption(where(path, offsetof(f::FileHeader, crc)) +
-                              "header checksum mismatch");
-  }
-  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(f::FileHeader)) {
-    return Status::corruption(path + ": unsupported format version " +
-                              std::to_string(h.format_version));
-  }
+  if (Status st = f::check_header(h, path); !st.ok()) return st;
   const std::uint32_t key_align = h.alignments >> 16, value_align = h.alignments & 0xffff;
   auto pow2 = [](std::uint32_t a) { return a != 0 && a <= 64 && (a & (a - 1)) == 0; };
   const std::uint64_t value_offset =
@@ -129,14 +152,7 @@ Status IndexFile::open(const std::string& path, IndexFile* out) {
   }
   f::Footer ft;
   std::memcpy(&ft, v.data_ + v.body_end(), sizeof(ft));
-  if (std::memcmp(ft.magic, f::kFooterMagic, sizeof(ft.magic)) != 0 ||
-      ft.crc != crc32c::value(&ft, offsetof(f::Footer, crc))) {
-    return Status::corruption(where(path, v.body_end()) +
-                              "bad footer (truncated or extended file?)");
-  }
-  if (ft.body_bytes != v.body_end() || ft.entries != h.entries || ft.tables != h.tables) {
-    return Status::corruption(where(path, v.body_end()) + "footer does not match the header");
-  }
+  if (Status st = f::check_footer(ft, h, v.body_end(), path); !st.ok()) return st;
   *out = std::move(v);
   return Status::OK();
 }

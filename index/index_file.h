@@ -32,6 +32,17 @@
 
 namespace sisu {
 
+namespace index_file {
+// The checks every reader of an index file makes, whatever it reads the file into (the typed
+// ExtendibleHashMap::load and the IndexFile view). Messages name `path` and the offset.
+//
+// The header is a sisu index file of this format version, and its checksum holds.
+Status check_header(const FileHeader& h, const std::string& path);
+// The footer is intact, sits at `body_end` (file size - 32) and agrees with the header.
+Status check_footer(const Footer& ft, const FileHeader& h, std::uint64_t body_end,
+                    const std::string& path);
+}  // namespace index_file
+
 struct IndexFileFault {
   std::uint64_t offset;  // where in the file
   std::string what;      // "table 17: checksum mismatch"

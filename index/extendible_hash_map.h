@@ -334,6 +334,11 @@ class ExtendibleHashMap {
 
   Status save(const std::string& path) const;
   static Status load(const std::string& path, ExtendibleHashMap* out);
+  // Appends the same image that save() writes to `sink`, anything with
+  // `Status append(const void*, std::size_t)`: the engine embeds indexes in its table files
+  // this way, and reads them in place with MappedIndex (index/mapped_index.h).
+  template <class Sink>
+  Status write_to(Sink& sink) const;
 
  private:
 

@@ -40,11 +40,28 @@ inline std::string at_offset(const std::string& path, std::uint64_t offset) {
 
 template <class K, class V, class H, class E>
 Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
+  AtomicFileWriter w(path);
+  if (Status s = w.open(); !s.ok()) return s;
+  if (Status s = write_to(w); !s.ok()) return s;
+  return w.commit();
+}
+
+template <class K, class V, class H, class E>
+template <class Sink>
+Status ExtendibleHashMap<K, V, H, E>::write_to(Sink& sink) const {
   static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>,
                 "save() needs trivially copyable Key and Value");
   namespace f = index_file;
-  AtomicFileWriter w(path);
-  if (Status s = w.open(); !s.ok()) return s;
+  // Offsets in the image are relative to its start, wherever the sink puts it.
+  struct Counting {
+    Sink& sink;
+    std::uint64_t written = 0;
+    Status append(const void* p, std::size_t n) {
+      written += n;
+      return sink.append(p, n);
+    }
+    std::uint64_t bytes_written() const { return written; }
+  } w{sink};
 
   std::uint32_t tables = 0;
   if (dir_ != nullptr) for_each_table([&](Table*) { ++tables; });
@@ -111,8 +128,7 @@ Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
   ft.body_bytes = w.bytes_written();
   ft.tables = tables;
   ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
-  if (Status s = w.append(&ft, sizeof(ft)); !s.ok()) return s;
-  return w.commit();
+  return w.append(&ft, sizeof(ft));
 }
 
 template <class K, class V, class H, class E>

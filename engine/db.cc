@@ -1,0 +1,645 @@
+// DB: the write path (group commit), the read path, recovery, and the background thread
+// that flushes memtables and compacts table files. engine/db.h has the picture.
+//
+// Locking. `mu_` guards the writer queue, the memtable list, the version and the error state.
+// It is never held across file I/O except to create a new WAL segment at a memtable switch
+// (once per memtable). Readers take only `view_mu_`, for the time of copying one shared_ptr.
+#include "engine/db.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "engine/env.h"
+#include "engine/manifest.h"
+#include "engine/memtable.h"
+#include "engine/table.h"
+#include "engine/wal.h"
+#include "engine/write_batch.h"
+#include "util/hash.h"
+
+namespace sisu {
+namespace {
+
+// The table files of the database, newest first. Immutable once published.
+struct Version {
+  std::vector<std::shared_ptr<TableReader>> tables;
+};
+
+// Everything a read needs, published as one immutable object so that a reader sees the
+// memtables and table files of one moment: a flush replaces a frozen memtable by its table
+// file in one step.
+struct View {
+  std::shared_ptr<MemTable> mem;
+  std::vector<std::shared_ptr<MemTable>> frozen;  // newest first
+  std::shared_ptr<const Version> version;
+};
+
+// A thread waiting in the writer queue.
+struct Writer {
+  const WriteBatch* batch = nullptr;  // nullptr: a flush request (switch the memtable)
+  bool done = false;
+  Status status;
+  std::condition_variable cv;
+};
+
+// Commit groups stop growing past this many bytes of log, so that a leader does not make
+// its own write wait for a very large group.
+constexpr std::size_t kMaxGroupBytes = 1 << 20;
+
+}  // namespace
+
+struct DB::Impl {
+  Options options;
+  Env* env = nullptr;
+  std::string dir;
+  std::unique_ptr<FileLock> lock;
+  std::uint64_t hash_seed = 0;
+
+  std::mutex mu;
+  std::condition_variable bg_cv;     // work for the background thread
+  std::condition_variable state_cv;  // a flush or compaction finished, or an error
+  std::deque<Writer*> writers;
+  std::shared_ptr<MemTable> mem;
+  std::vector<std::shared_ptr<MemTable>> frozen;  // oldest first
+  std::shared_ptr<const Version> version;
+  std::unique_ptr<WritableFile> log;
+  std::uint64_t log_number = 0;  // the active WAL segment
+  std::uint64_t next_file = 1;
+  std::uint64_t last_sequence = 0;  // assigned (by the leader, under mu)
+  std::uint64_t logged_from = 0;    // the manifest's log_number
+  Status bg_error;                  // sticky: once set, writes fail with it
+  bool shutting_down = false;
+  std::uint64_t manual_requested = 0, manual_done = 0;
+  std::thread bg;
+
+  std::mutex view_mu;
+  std::shared_ptr<const View> view;
+  std::atomic<std::uint64_t> visible_sequence{0};
+
+  std::atomic<std::uint64_t> wal_bytes{0}, user_bytes{0}, flush_bytes{0}, compaction_bytes{0};
+  std::atomic<std::uint64_t> flushes{0}, compactions{0}, groups{0}, writes{0};
+
+  std::uint64_t hash(std::string_view key) const {
+    if (options.key_hash_for_testing != nullptr) [[unlikely]] {
+      return options.key_hash_for_testing(key);
+    }
+    return hash_internal::hash_bytes(key.data(), key.size(), hash_seed);
+  }
+  std::size_t block_bytes() const {
+    return std::clamp<std::size_t>(options.memtable_bytes / 8, 4 << 10, 1 << 20);
+  }
+
+  // --- views --------------------------------------------------------------------------------
+
+  // REQUIRES: mu held.
+  void publish_view() {
+    auto v = std::make_shared<View>();
+    v->mem = mem;
+    v->frozen.assign(frozen.rbegin(), frozen.rend());
+    v->version = version;
+    std::lock_guard l(view_mu);
+    view = std::move(v);
+  }
+  std::shared_ptr<const View> current_view() {
+    std::lock_guard l(view_mu);
+    return view;
+  }
+
+  // --- reads --------------------------------------------------------------------------------
+
+  Status get(std::string_view key, std::string* value) {
+    // The snapshot first: every record with seq <= snapshot is then in the view's memtables
+    // or in its table files.
+    const std::uint64_t snapshot = visible_sequence.load(std::memory_order_acquire);
+    const std::shared_ptr<const View> v = current_view();
+    const std::uint64_t h = hash(key);
+    auto answer = [](MemTable::Lookup r) {
+      return r == MemTable::Lookup::kFound ? Status::OK() : Status::not_found("");
+    };
+    MemTable::Lookup r = v->mem->get(key, h, snapshot, value);
+    if (r != MemTable::Lookup::kAbsent) return answer(r);
+    for (const auto& m : v->frozen) {
+      r = m->get(key, h, snapshot, value);
+      if (r != MemTable::Lookup::kAbsent) return answer(r);
+    }
+    for (const auto& t : v->version->tables) {
+      if (Status s = t->get(key, h, &r, value); !s.ok()) return s;
+      if (r != MemTable::Lookup::kAbsent) return answer(r);
+    }
+    return Status::not_found("");
+  }
+
+  // --- writes -------------------------------------------------------------------------------
+
+  Status write(const WriteBatch* batch) {
+    if (batch != nullptr) {
+      if (Status s = WriteBatchAccess::status(*batch); !s.ok()) return s;
+      if (batch->count() == 0) return Status::OK();
+    }
+    Writer w;
+    w.batch = batch;
+    std::unique_lock l(mu);
+    writers.push_back(&w);
+    while (!w.done && &w != writers.front()) w.cv.wait(l);
+    if (w.done) return w.status;
+
+    // This thread leads: it makes room, then logs and applies a group of queued batches.
+    Status s = make_room(l, batch == nullptr);
+    std::vector<Writer*> group{&w};
+    if (s.ok() && batch != nullptr) {
+      std::string buf;
+      std::uint64_t seq = last_sequence + 1;
+      std::uint64_t user = 0;
+      for (std::size_t i = 0; i < writers.size(); ++i) {
+        Writer* x = writers[i];
+        if (i > 0) {
+          if (x->batch == nullptr || buf.size() >= kMaxGroupBytes) break;
+          group.push_back(x);
+        }
+        // The batch's payload with its first sequence number filled in.
+        std::string payload = WriteBatchAccess::rep(*x->batch);
+        std::memcpy(payload.data(), &seq, 8);
+        wal::append_record(&buf, payload);
+        seq += x->batch->count();
+        user += WriteBatchAccess::payload_bytes(*x->batch);
+      }
+      const std::uint64_t first = last_sequence + 1, last = seq - 1;
+      last_sequence = last;
+      MemTable* m = mem.get();
+      WritableFile* f = log.get();
+      l.unlock();
+      // Only the leader touches the log and the memtable: mem and log change only in
+      // make_room, which runs on the leader.
+      s = f->append(buf);
+      if (s.ok()) s = f->flush();
+      if (s.ok() && options.sync) s = f->sync();
+      if (s.ok()) {
+        std::uint64_t next = first;
+        for (Writer* x : group) {
+          for_each_op(WriteBatchAccess::rep(*x->batch),
+                      [&](std::uint64_t, RecordType type, std::string_view k, std::string_view v) {
+                        m->add(next++, type, k, v, hash(k));
+                      });
+        }
+      }
+      l.lock();
+      if (s.ok()) {
+        visible_sequence.store(last, std::memory_order_release);
+        wal_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
+        user_bytes.fetch_add(user, std::memory_order_relaxed);
+        groups.fetch_add(1, std::memory_order_relaxed);
+        writes.fetch_add(group.size(), std::memory_order_relaxed);
+      } else {
+        // The log may now end in a partial record; nothing more may follow it. A reopen
+        // drops the partial record and recovers every acknowledged write.
+        set_error(s);
+      }
+    }
+    for (Writer* x : group) {
+      writers.pop_front();
+      if (x != &w) {
+        x->status = s;
+        x->done = true;
+        x->cv.notify_one();
+      }
+    }
+    if (!writers.empty()) writers.front()->cv.notify_one();
+    return s;
+  }
+
+  // REQUIRES: mu held by the leader. Switches to a new memtable and WAL segment when the
+  // memtable is full (or `force` and it is not empty), waiting while too many frozen
+  // memtables await their flush.
+  Status make_room(std::unique_lock<std::mutex>& l, bool force) {
+    for (;;) {
+      if (!bg_error.ok()) return bg_error;
+      if (mem->empty() || (!force && mem->bytes() < options.memtable_bytes)) return Status::OK();
+      if (frozen.size() >= static_cast<std::size_t>(std::max(1, options.max_frozen_memtables))) {
+        state_cv.wait(l);
+        continue;
+      }
+      const std::uint64_t number = next_file++;
+      std::unique_ptr<WritableFile> f;
+      Status s = env->new_writable_file(log_file_name(dir, number), &f);
+      if (s.ok()) s = env->sync_dir(dir);
+      // The old segment is synced so that, without Options::sync, a power loss cannot keep
+      // the new segment's writes and lose the old one's (a hole).
+      if (s.ok()) s = log->sync();
+      if (s.ok()) s = log->close();
+      if (!s.ok()) {
+        set_error(s);
+        return s;
+      }
+      log = std::move(f);
+      log_number = number;
+      mem->freeze();
+      frozen.push_back(std::move(mem));
+      mem = std::make_shared<MemTable>(block_bytes(), number);
+      publish_view();
+      bg_cv.notify_one();
+      force = false;
+    }
+  }
+
+  // REQUIRES: mu held.
+  void set_error(const Status& s) {
+    if (bg_error.ok()) bg_error = s;
+    state_cv.notify_all();
+  }
+
+  Status flush() {
+    if (Status s = write(nullptr); !s.ok()) return s;
+    std::unique_lock l(mu);
+    state_cv.wait(l, [&] { return frozen.empty() || !bg_error.ok(); });
+    return bg_error;
+  }
+
+  Status compact() {
+    if (Status s = flush(); !s.ok()) return s;
+    std::unique_lock l(mu);
+    const std::uint64_t ticket = ++manual_requested;
+    bg_cv.notify_one();
+    state_cv.wait(l, [&] { return manual_done >= ticket || !bg_error.ok(); });
+    return bg_error;
+  }
+
+  // --- background: flush and compaction -----------------------------------------------------
+
+  // The newest tables to merge (a prefix of version->tables), or 0 for none. Size-tiered:
+  // from the newest table, take the next older one while it is no larger than all taken so
+  // far together, so that tables merge like a binary counter and each byte is rewritten about
+  // log2(database / memtable) times. If that finds no run of two, merge the newest tables
+  // that bring the count back under the trigger.
+  std::size_t pick_compaction() const {
+    const auto& t = version->tables;
+    const std::size_t n = t.size();
+    if (n < static_cast<std::size_t>(std::max(2, options.compaction_trigger))) return 0;
+    std::size_t k = 1;
+    std::uint64_t sum = t[0]->file_bytes();
+    while (k < n && t[k]->file_bytes() <= sum) sum += t[k++]->file_bytes();
+    if (k < 2) k = n - static_cast<std::size_t>(std::max(2, options.compaction_trigger)) + 2;
+    return std::min(k, n);
+  }
+
+  void background() {
+    std::unique_lock l(mu);
+    for (;;) {
+      std::size_t pick = 0;
+      bool manual = false;
+      bg_cv.wait(l, [&] {
+        if (shutting_down) return true;
+        if (!bg_error.ok()) return false;
+        manual = manual_requested > manual_done;
+        pick = manual ? version->tables.size() : pick_compaction();
+        return !frozen.empty() || manual || pick > 0;
+      });
+      if (shutting_down) return;
+      if (!frozen.empty()) {
+        Status s = flush_oldest(l);
+        if (!s.ok()) set_error(s);
+      } else {
+        const std::uint64_t ticket = manual_requested;
+        Status s = compact_newest(l, pick);
+        if (!s.ok()) set_error(s);
+        if (manual) manual_done = ticket;
+      }
+      state_cv.notify_all();
+    }
+  }
+
+  // REQUIRES: mu held; l is its lock. Writes the manifest for a new list of tables and
+  // installs it; then deletes WAL segments older than `log_from`.
+  Status install(std::unique_lock<std::mutex>& l, std::shared_ptr<Version> v,
+                 std::uint64_t log_from, bool pop_frozen) {
+    Manifest m;
+    m.hash_seed = hash_seed;
+    m.next_file = next_file;
+    m.log_number = log_from;
+    m.last_sequence = last_sequence;
+    for (const auto& t : v->tables) m.tables.push_back(t->number());
+    l.unlock();
+    Status s = env->write_file_atomically(dir, manifest_file_name(dir), m.encode());
+    l.lock();
+    if (!s.ok()) return s;
+    version = std::move(v);
+    if (pop_frozen) frozen.erase(frozen.begin());
+    publish_view();
+    const std::uint64_t old_from = logged_from;
+    logged_from = log_from;
+    l.unlock();
+    for (std::uint64_t n = old_from; n < log_from; ++n) {
+      if (env->file_exists(log_file_name(dir, n))) (void)env->remove_file(log_file_name(dir, n));
+    }
+    l.lock();
+    return Status::OK();
+  }
+
+  Status flush_oldest(std::unique_lock<std::mutex>& l) {
+    std::shared_ptr<MemTable> m = frozen.front();
+    const std::uint64_t number = next_file++;
+    l.unlock();
+    std::vector<const MemRecord*> records;
+    m->for_each_newest([&](const MemRecord& r) { records.push_back(&r); });
+    std::sort(records.begin(), records.end(), [](const MemRecord* a, const MemRecord* b) {
+      return a->hash != b->hash ? a->hash < b->hash : a->key() < b->key();
+    });
+    std::shared_ptr<TableReader> table;
+    Status s = write_table(number, records.size(), [&](TableBuilder& b) {
+      for (const MemRecord* r : records) {
+        if (Status s2 = b.add(r->hash, r->type, r->key(), r->value()); !s2.ok()) return s2;
+      }
+      return Status::OK();
+    }, &table, &flush_bytes);
+    l.lock();
+    if (!s.ok()) return s;
+    auto v = std::make_shared<Version>();
+    v->tables.push_back(std::move(table));
+    v->tables.insert(v->tables.end(), version->tables.begin(), version->tables.end());
+    // Segments before the next memtable's first one hold nothing that is not now in a table.
+    const std::uint64_t log_from =
+        frozen.size() > 1 ? frozen[1]->first_log() : mem->first_log();
+    if (s = install(l, std::move(v), log_from, true); !s.ok()) return s;
+    flushes.fetch_add(1, std::memory_order_relaxed);
+    return Status::OK();
+  }
+
+  template <class Fill>
+  Status write_table(std::uint64_t number, std::size_t expected, Fill&& fill,
+                     std::shared_ptr<TableReader>* out, std::atomic<std::uint64_t>* bytes) {
+    const std::string path = table_file_name(dir, number);
+    {
+      TableBuilder b(env, path, expected);
+      Status s = b.open();
+      if (s.ok()) s = fill(b);
+      if (s.ok()) s = b.finish();
+      if (!s.ok()) return s;  // b's destructor removes the partial file
+      bytes->fetch_add(b.file_bytes(), std::memory_order_relaxed);
+    }
+    return TableReader::open(env, path, number, out);
+  }
+
+  // Merges the newest k tables into one: for each key the newest record wins; tombstones are
+  // dropped when the merge includes the oldest table (nothing older can hold the key).
+  Status compact_newest(std::unique_lock<std::mutex>& l, std::size_t k) {
+    std::shared_ptr<const Version> base = version;
+    k = std::min(k, base->tables.size());
+    if (k == 0 || (k == 1 && base->tables[0]->tombstones() == 0)) return Status::OK();
+    const bool bottom = k == base->tables.size();
+    const std::uint64_t number = next_file++;
+    l.unlock();
+    std::uint64_t expected = 0;
+    for (std::size_t i = 0; i < k; ++i) expected += base->tables[i]->entries();
+    bool empty_output = true;
+    std::shared_ptr<TableReader> table;
+    Status s = write_table(number, expected, [&](TableBuilder& b) {
+      return merge_tables(base->tables, k, bottom, [&](const TableRecord& r) {
+        empty_output = false;
+        return b.add(r.hash, r.type, r.key, r.value);
+      });
+    }, &table, &compaction_bytes);
+    l.lock();
+    if (!s.ok()) return s;
+    auto v = std::make_shared<Version>();
+    if (!empty_output) v->tables.push_back(table);
+    v->tables.insert(v->tables.end(), base->tables.begin() + static_cast<std::ptrdiff_t>(k),
+                     base->tables.end());
+    if (empty_output) table->mark_obsolete();
+    if (s = install(l, std::move(v), logged_from, false); !s.ok()) return s;
+    for (std::size_t i = 0; i < k; ++i) base->tables[i]->mark_obsolete();
+    compactions.fetch_add(1, std::memory_order_relaxed);
+    return Status::OK();
+  }
+
+  // A k-way merge of tables[0, k) (newest first) in (hash, key) order.
+  template <class Emit>
+  static Status merge_tables(const std::vector<std::shared_ptr<TableReader>>& tables,
+                             std::size_t k, bool drop_tombstones, Emit&& emit) {
+    struct Cursor {
+      const TableReader* t;
+      std::size_t age;  // 0 = newest
+      std::uint64_t offset;
+      TableRecord rec;
+    };
+    auto later = [](const Cursor& a, const Cursor& b) {  // heap order: smallest on top
+      if (a.rec.hash != b.rec.hash) return a.rec.hash > b.rec.hash;
+      if (a.rec.key != b.rec.key) return a.rec.key > b.rec.key;
+      return a.age > b.age;
+    };
+    std::vector<Cursor> heap;
+    auto advance = [&](Cursor c) -> Status {
+      if (c.offset >= c.t->data_bytes()) return Status::OK();
+      std::uint64_t next;
+      if (Status s = c.t->read_record(c.offset, &c.rec, &next); !s.ok()) return s;
+      c.offset = next;
+      heap.push_back(c);
+      std::push_heap(heap.begin(), heap.end(), later);
+      return Status::OK();
+    };
+    for (std::size_t i = 0; i < k; ++i) {
+      if (Status s = advance(Cursor{tables[i].get(), i, 0, {}}); !s.ok()) return s;
+    }
+    bool have_last = false;
+    std::uint64_t last_hash = 0;
+    std::string last_key;
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      Cursor c = heap.back();
+      heap.pop_back();
+      const bool older_version = have_last && c.rec.hash == last_hash && c.rec.key == last_key;
+      if (!older_version) {
+        have_last = true;
+        last_hash = c.rec.hash;
+        last_key.assign(c.rec.key);
+        if (!(drop_tombstones && c.rec.type == RecordType::kDelete)) {
+          if (Status s = emit(c.rec); !s.ok()) return s;
+        }
+      }
+      if (Status s = advance(c); !s.ok()) return s;
+    }
+    return Status::OK();
+  }
+
+  // --- open and recovery --------------------------------------------------------------------
+
+  Status recover(bool* created) {
+    Manifest m;
+    const std::string manifest = manifest_file_name(dir);
+    std::vector<std::string> names;
+    if (Status s = env->list_dir(dir, &names); !s.ok()) return s;
+    if (env->file_exists(manifest)) {
+      if (options.error_if_exists) return Status::invalid_argument(dir + ": exists");
+      if (Status s = read_manifest(env, dir, &m); !s.ok()) return s;
+    } else {
+      for (const std::string& n : names) {
+        std::uint64_t num;
+        const FileKind kind = parse_file_name(n, &num);
+        if (kind == FileKind::kTable || kind == FileKind::kLog) {
+          return Status::corruption(manifest + ": missing, but " + dir + " holds " + n);
+        }
+      }
+      if (!options.create_if_missing) {
+        return Status::invalid_argument(dir + ": does not exist (create_if_missing is false)");
+      }
+      std::random_device rd;
+      m.hash_seed = (std::uint64_t{rd()} << 32) ^ rd();
+      if (Status s = env->write_file_atomically(dir, manifest, m.encode()); !s.ok()) return s;
+      *created = true;
+    }
+    hash_seed = m.hash_seed;
+    next_file = m.next_file;
+    last_sequence = m.last_sequence;
+    logged_from = m.log_number;
+
+    auto v = std::make_shared<Version>();
+    for (std::uint64_t n : m.tables) {
+      std::shared_ptr<TableReader> t;
+      if (Status s = TableReader::open(env, table_file_name(dir, n), n, &t); !s.ok()) return s;
+      v->tables.push_back(std::move(t));
+    }
+    version = std::move(v);
+
+    // WAL segments to replay, oldest first; files nothing refers to any more.
+    std::vector<std::uint64_t> logs;
+    std::vector<std::string> obsolete;
+    for (const std::string& n : names) {
+      std::uint64_t num = 0;
+      const FileKind kind = parse_file_name(n, &num);
+      if (kind == FileKind::kLog || kind == FileKind::kTable) {
+        next_file = std::max(next_file, num + 1);
+      }
+      if (kind == FileKind::kLog) {
+        if (num >= m.log_number) {
+          logs.push_back(num);
+        } else {
+          obsolete.push_back(n);
+        }
+      } else if (kind == FileKind::kTable &&
+                 std::find(m.tables.begin(), m.tables.end(), num) == m.tables.end()) {
+        obsolete.push_back(n);
+      } else if (kind == FileKind::kTemp) {
+        obsolete.push_back(n);
+      }
+    }
+    std::sort(logs.begin(), logs.end());
+    const std::uint64_t new_log = next_file++;
+    mem = std::make_shared<MemTable>(block_bytes(), logs.empty() ? new_log : logs.front());
+    for (std::size_t i = 0; i < logs.size(); ++i) {
+      if (Status s = replay(logs[i], i + 1 == logs.size()); !s.ok()) return s;
+    }
+    visible_sequence.store(last_sequence, std::memory_order_release);
+    for (const std::string& n : obsolete) (void)env->remove_file(dir + "/" + n);
+
+    Status s = env->new_writable_file(log_file_name(dir, new_log), &log);
+    if (s.ok()) s = env->sync_dir(dir);
+    if (!s.ok()) return s;
+    log_number = new_log;
+    publish_view();
+    return Status::OK();
+  }
+
+  // Applies one WAL segment's batches to the memtable. A record that fails its checksum or
+  // runs past the end is a torn tail in the last segment (cut off, so that nothing is ever
+  // appended after it) and corruption anywhere else.
+  Status replay(std::uint64_t number, bool last) {
+    const std::string path = log_file_name(dir, number);
+    std::string data;
+    if (Status s = env->read_file(path, &data); !s.ok()) return s;
+    bool malformed = false;
+    const std::uint64_t good = wal::read_records(data, [&](std::string_view payload, std::uint64_t) {
+      const bool ok = for_each_op(payload, [&](std::uint64_t seq, RecordType t,
+                                               std::string_view k, std::string_view v) {
+        mem->add(seq, t, k, v, hash(k));
+        last_sequence = std::max(last_sequence, seq);
+      });
+      malformed = !ok;
+      return ok;
+    });
+    if (good == data.size()) return Status::OK();
+    if (!last || malformed) {
+      return Status::corruption(path + " at offset " + std::to_string(good) +
+                                (malformed ? ": malformed batch" : ": damaged record") +
+                                " before the end of the log");
+    }
+    return env->truncate_file(path, good);
+  }
+};
+
+DB::DB(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DB::~DB() {
+  {
+    std::lock_guard l(impl_->mu);
+    impl_->shutting_down = true;
+  }
+  impl_->bg_cv.notify_all();
+  if (impl_->bg.joinable()) impl_->bg.join();
+  if (impl_->log != nullptr) (void)impl_->log->close();
+}
+
+Status DB::open(const Options& options, const std::string& dir, std::unique_ptr<DB>* db) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->env = options.env != nullptr ? options.env : Env::posix();
+  impl->dir = dir;
+  if (options.memtable_bytes == 0) return Status::invalid_argument("memtable_bytes is 0");
+  if (options.create_if_missing) {
+    if (Status s = impl->env->create_dir(dir); !s.ok()) return s;
+  }
+  if (!impl->env->file_exists(dir)) return Status::invalid_argument(dir + ": does not exist");
+  if (Status s = impl->env->lock_file(dir + "/LOCK", &impl->lock); !s.ok()) return s;
+  bool created = false;
+  if (Status s = impl->recover(&created); !s.ok()) return s;
+  Impl* p = impl.get();
+  impl->bg = std::thread([p] { p->background(); });
+  db->reset(new DB(std::move(impl)));
+  return Status::OK();
+}
+
+Status DB::put(std::string_view key, std::string_view value) {
+  WriteBatch b;
+  b.put(key, value);
+  return write(b);
+}
+
+Status DB::remove(std::string_view key) {
+  WriteBatch b;
+  b.remove(key);
+  return write(b);
+}
+
+Status DB::write(const WriteBatch& batch) { return impl_->write(&batch); }
+Status DB::get(std::string_view key, std::string* value) { return impl_->get(key, value); }
+Status DB::flush() { return impl_->flush(); }
+Status DB::compact() { return impl_->compact(); }
+
+DBStats DB::stats() const {
+  Impl& d = *impl_;
+  DBStats s;
+  const std::shared_ptr<const View> v = d.current_view();
+  s.table_files = v->version->tables.size();
+  for (const auto& t : v->version->tables) {
+    s.table_bytes += t->file_bytes();
+    s.table_entries += t->entries();
+  }
+  s.frozen_memtables = v->frozen.size();
+  s.memtable_bytes = v->mem->bytes();
+  s.memtable_entries = v->mem->entries();
+  s.wal_bytes_written = d.wal_bytes.load(std::memory_order_relaxed);
+  s.user_bytes_written = d.user_bytes.load(std::memory_order_relaxed);
+  s.flush_bytes_written = d.flush_bytes.load(std::memory_order_relaxed);
+  s.compaction_bytes_written = d.compaction_bytes.load(std::memory_order_relaxed);
+  s.flushes = d.flushes.load(std::memory_order_relaxed);
+  s.compactions = d.compactions.load(std::memory_order_relaxed);
+  s.write_groups = d.groups.load(std::memory_order_relaxed);
+  s.writes = d.writes.load(std::memory_order_relaxed);
+  s.last_sequence = d.visible_sequence.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace sisu

@@ -1,0 +1,68 @@
+#include "engine/memtable.h"
+
+#include <cstring>
+
+namespace sisu {
+
+MemTable::MemTable(std::size_t block_bytes, std::uint64_t first_log)
+    : block_bytes_(block_bytes), first_log_(first_log) {}
+
+char* MemTable::allocate(std::size_t n) {
+  n = (n + 7) & ~std::size_t{7};  // records stay 8-byte aligned
+  if (n > left_) {
+    // A record larger than a quarter block gets a block of its own, so big values do not
+    // waste the rest of the current block.
+    const std::size_t size = n > block_bytes_ / 4 ? n : block_bytes_;
+    blocks_.push_back(std::make_unique<char[]>(size));
+    memory_.fetch_add(size, std::memory_order_relaxed);
+    if (size == n) return blocks_.back().get();
+    cursor_ = blocks_.back().get();
+    left_ = size;
+  }
+  char* p = cursor_;
+  cursor_ += n;
+  left_ -= n;
+  return p;
+}
+
+void MemTable::add(std::uint64_t seq, RecordType type, std::string_view key,
+                   std::string_view value, std::uint64_t hash) {
+  const std::size_t n = sizeof(MemRecord) + key.size() + value.size();
+  char* p = allocate(n);
+  auto* r = reinterpret_cast<MemRecord*>(p);
+  r->seq = seq;
+  r->hash = hash;
+  r->key_bytes = static_cast<std::uint32_t>(key.size());
+  r->value_bytes = static_cast<std::uint32_t>(value.size());
+  r->type = type;
+  if (!key.empty()) std::memcpy(p + sizeof(MemRecord), key.data(), key.size());
+  if (!value.empty()) std::memcpy(p + sizeof(MemRecord) + key.size(), value.data(), value.size());
+  const auto self = reinterpret_cast<std::uint64_t>(r);
+  // One writer at a time, so the CAS succeeds the first time; the loop keeps add() correct
+  // (a chain in CAS order) should that ever change.
+  for (;;) {
+    const std::optional<std::uint64_t> head = index_.get(hash);
+    r->older = head ? reinterpret_cast<const MemRecord*>(*head) : nullptr;
+    if (head ? index_.replace(hash, *head, self) : !index_.put_if_absent(hash, self)) break;
+  }
+  bytes_.fetch_add(n, std::memory_order_relaxed);
+}
+
+MemTable::Lookup MemTable::get(std::string_view key, std::uint64_t hash, std::uint64_t snapshot,
+                               std::string* value) const {
+  const std::optional<std::uint64_t> head = index_.get(hash);
+  if (!head) return Lookup::kAbsent;
+  for (auto* r = reinterpret_cast<const MemRecord*>(*head); r != nullptr; r = r->older) {
+    if (r->seq > snapshot || r->key() != key) continue;
+    if (r->type == RecordType::kDelete) return Lookup::kDeleted;
+    value->assign(r->value());
+    return Lookup::kFound;
+  }
+  return Lookup::kAbsent;
+}
+
+std::size_t MemTable::memory_bytes() const {
+  return memory_.load(std::memory_order_relaxed) + index_.memory_bytes();
+}
+
+}  // namespace sisu

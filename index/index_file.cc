@@ -74,22 +74,22 @@ Status index_file::check_footer(const Footer& ft, const FileHeader& h, std::uint
 IndexFile::IndexFile() = default;
 
 IndexFile::~IndexFile() {
-  if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+  if (map_ != nullptr) ::munmap(map_, map_bytes_);
 }
 
-IndexFile::IndexFile(IndexFile&& o) noexcept
-    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), header_(o.header_) {
-  o.data_ = nullptr;
-  o.size_ = 0;
-}
+IndexFile::IndexFile(IndexFile&& o) noexcept { *this = std::move(o); }
 
 IndexFile& IndexFile::operator=(IndexFile&& o) noexcept {
   if (this != &o) {
-    if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
+    if (map_ != nullptr) ::munmap(map_, map_bytes_);
     path_ = std::move(o.path_);
+    map_ = o.map_;
+    map_bytes_ = o.map_bytes_;
+    section_offset_ = o.section_offset_;
     data_ = o.data_;
     size_ = o.size_;
     header_ = o.header_;
+    o.map_ = nullptr;
     o.data_ = nullptr;
     o.size_ = 0;
   }
@@ -97,6 +97,11 @@ IndexFile& IndexFile::operator=(IndexFile&& o) noexcept {
 }
 
 Status IndexFile::open(const std::string& path, IndexFile* out) {
+  return open_section(path, 0, ~std::uint64_t{0}, out);
+}
+
+Status IndexFile::open_section(const std::string& path, std::uint64_t offset,
+                               std::uint64_t bytes, IndexFile* out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::io_error(path + ": " + std::strerror(errno));
   struct stat st;
@@ -110,20 +115,28 @@ Status IndexFile::open(const std::string& path, IndexFile* out) {
     return Status::corruption(path + ": not a regular file" +
                               (S_ISDIR(st.st_mode) ? std::string(" (a directory)") : ""));
   }
-  const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  if (offset > file_size) {
+    ::close(fd);
+    return Status::corruption(path + ": index section past the end of the file");
+  }
+  const std::uint64_t size = std::min(bytes, file_size - offset);
   if (size < sizeof(f::FileHeader) + sizeof(f::Footer)) {
     ::close(fd);
     return Status::corruption(path + ": too short for a sisu index file (" + std::to_string(size) +
                               " bytes)");
   }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);
   if (map == MAP_FAILED) return Status::io_error(path + ": mmap: " + std::strerror(map_errno));
 
   IndexFile v;
   v.path_ = path;
-  v.data_ = static_cast<const std::uint8_t*>(map);
+  v.map_ = map;
+  v.map_bytes_ = file_size;
+  v.section_offset_ = offset;
+  v.data_ = static_cast<const std::uint8_t*>(map) + offset;
   v.size_ = size;
   f::FileHeader& h = v.header_;
   std::memcpy(&h, v.data_, sizeof(h));

@@ -71,6 +71,12 @@ class IndexFile {
 
   // Maps `path` and checks its header and footer.
   static Status open(const std::string& path, IndexFile* out);
+  // The same for an index stored inside another file (an engine table file's index section)
+  // at [offset, offset + bytes). Offsets the view reports are relative to the section;
+  // section_offset() turns them into file offsets.
+  static Status open_section(const std::string& path, std::uint64_t offset, std::uint64_t bytes,
+                             IndexFile* out);
+  std::uint64_t section_offset() const { return section_offset_; }
 
   const std::string& path() const { return path_; }
   std::uint64_t file_bytes() const { return size_; }
@@ -102,7 +108,10 @@ class IndexFile {
   std::uint64_t group_bytes() const { return 32 + 16 * std::uint64_t{header_.slot_bytes}; }
 
   std::string path_;
-  const std::uint8_t* data_ = nullptr;
+  void* map_ = nullptr;  // the whole file
+  std::uint64_t map_bytes_ = 0;
+  std::uint64_t section_offset_ = 0;
+  const std::uint8_t* data_ = nullptr;  // the index: map_ + section_offset_
   std::uint64_t size_ = 0;
   index_file::FileHeader header_{};
 };

@@ -10,7 +10,15 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+
 #include "alloc/slab_allocator.h"
+#include "engine/db.h"
 #include "index/extendible_hash_map.h"
 #include "index/lock_free_hash_map.h"
 #include "util/hash.h"
@@ -176,21 +184,101 @@ void show_lock_free() {
               threw ? "throw std::logic_error" : "DID NOT THROW");
 }
 
+std::string demo_key(std::uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "key%013" PRIu64, i);  // 16 bytes
+  return buf;
+}
+
+void show_engine(const std::string& dir) {
+  std::printf(
+      "9. The engine: a key-value store on both maps. Writes go to a write-ahead log and a\n"
+      "   memtable (the lock-free map); full memtables become table files indexed by a saved\n"
+      "   extendible hash map, read in place. Load 300,000 keys (16-byte keys, 100-byte\n"
+      "   values) into %s, with 8 MiB memtables:\n",
+      dir.c_str());
+  std::filesystem::remove_all(dir);
+  sisu::Options options;
+  options.memtable_bytes = 8 << 20;
+  std::unique_ptr<sisu::DB> db;
+  if (sisu::Status s = sisu::DB::open(options, dir, &db); !s.ok()) {
+    std::printf("   open failed: %s\n", s.to_string().c_str());
+    return;
+  }
+  const std::string value(100, 'v');
+  constexpr std::uint64_t kKeys = 300000;
+  auto t0 = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < kKeys; ++i) {
+    if (!db->put(demo_key(i * 7919 % kKeys), value).ok()) return;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("   %.0f puts/s;", kKeys / secs);
+  if (!db->flush().ok()) return;
+  t0 = std::chrono::steady_clock::now();
+  std::uint64_t found = 0;
+  std::string v;
+  for (std::uint64_t i = 0; i < kKeys; ++i) found += db->get(demo_key(i), &v).ok() && v == value;
+  secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const sisu::DBStats st = db->stats();
+  std::printf(" read back %" PRIu64 " of %" PRIu64 " keys, %.0f gets/s.\n", found, kKeys,
+              kKeys / secs);
+  std::printf("   %" PRIu64 " flushes, %" PRIu64 " compactions, %" PRIu64
+              " table files; write amplification %.2f (WAL + tables / user bytes).\n\n",
+              st.flushes, st.compactions, st.table_files,
+              static_cast<double>(st.wal_bytes_written + st.flush_bytes_written +
+                                  st.compaction_bytes_written) /
+                  static_cast<double>(st.user_bytes_written));
+  db.reset();
+
+  std::printf(
+      "10. kill -9. A child process writes with sync = true and tells us each key it was\n"
+      "    told is durable; we kill it mid-write, reopen, and look for every one:\n");
+  int fds[2];
+  if (::pipe(fds) != 0) return;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    options.sync = true;
+    if (!sisu::DB::open(options, dir, &db).ok()) ::_exit(1);
+    for (std::uint64_t i = 0;; ++i) {
+      if (!db->put("crash" + std::to_string(i), std::to_string(i)).ok()) ::_exit(1);
+      if (::write(fds[1], &i, sizeof(i)) != sizeof(i)) ::_exit(1);
+    }
+  }
+  ::close(fds[1]);
+  ::usleep(300000);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  std::uint64_t acked = 0, i;
+  while (::read(fds[0], &i, sizeof(i)) == sizeof(i)) acked = i + 1;
+  ::close(fds[0]);
+  options.sync = false;
+  if (sisu::Status s = sisu::DB::open(options, dir, &db); !s.ok()) {
+    std::printf("    reopen failed: %s\n", s.to_string().c_str());
+    return;
+  }
+  std::uint64_t recovered = 0;
+  for (std::uint64_t k = 0; k < acked; ++k) recovered += db->get("crash" + std::to_string(k), &v).ok();
+  std::printf("    %" PRIu64 " writes acknowledged before the kill; %" PRIu64
+              " found after recovery%s.\n\n",
+              acked, recovered, recovered == acked ? " (all of them)" : " - LOST WRITES");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // The index file is kept where the caller asks (scripts/demo inspects it with the tool).
   const std::string index_path = argc > 1 ? argv[1] : "/tmp/sisu-demo.idx";
+  const std::string db_path = argc > 2 ? argv[2] : "/tmp/sisu-demo.db";
   std::printf(
-      "sisu is an embedded index for storage engines. Its parts land one by one; this demo\n"
-      "shows the ones that exist today: the default hash, the slab allocator, the\n"
-      "extendible hash map whose small tables it holds, and the lock-free map.\n\n");
+      "sisu is an embedded index for storage engines. This demo shows its parts one by\n"
+      "one: the default hash, the slab allocator, the extendible hash map whose small\n"
+      "tables it holds, the lock-free map, and the engine built on both maps.\n\n");
   show_hash();
   show_reuse();
   show_index(index_path);
   show_lock_free();
-  std::printf(
-      "Still to come: incremental checkpoints and opening an index file in place, and the\n"
-      "LSM engine (see docs/design.md).\n");
+  show_engine(db_path);
+  std::printf("docs/design.md explains each part with its measurements.\n");
   return 0;
 }

@@ -1,12 +1,13 @@
 // The `sisu` command line tool. Its syntax is fixed by the contract ("The `sisu` tool"):
 //
-//   sisu inspect PATH [--json]          the shape of a saved index file
+//   sisu inspect PATH [--json]          the shape of an index file, table file or database
 //   sisu verify PATH                    exit 0 intact; exit 1 and one line per fault
 //   sisu dump PATH [--limit N] [--json] the entries, one per line
+//   sisu get DIR KEY | put DIR KEY VALUE | remove DIR KEY
 //
-// PATH is a saved index file. Database directories (and get/put/remove) arrive with the
-// engine; this build says so instead of pretending. The tool opens what it reads read-only and
-// never writes to it. Usage errors exit 2 with a one-line hint.
+// PATH is a saved index file, an engine table file or a database directory (tools/
+// db_commands.h has the engine side). inspect, verify and dump open what they read read-only
+// and never write to it. Usage errors exit 2 with a one-line hint.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,10 +19,9 @@
 #include <vector>
 
 #include "index/index_file.h"
+#include "tools/db_commands.h"
 
-namespace {
-
-using Json = nlohmann::ordered_json;
+namespace sisu_tool {
 
 // A failure to read PATH: one line on stderr, exit 1.
 int fail(const std::string& path, const sisu::Status& s) {
@@ -31,6 +31,7 @@ int fail(const std::string& path, const sisu::Status& s) {
   return 1;
 }
 
+namespace {
 sisu::Status open_index(const std::string& path, sisu::IndexFile* file) {
   return sisu::IndexFile::open(path, file);
 }
@@ -63,48 +64,50 @@ std::string bar(std::size_t n, std::size_t max, int width) {
 }
 
 // "  <label right-aligned>     <count>  <bar>", with no trailing blanks.
-void print_bar_row(const std::string& label, std::size_t n, const std::string& bar) {
-  char head[64];
-  std::snprintf(head, sizeof(head), "  %11s     %-8zu ", label.c_str(), n);
+void print_bar_row(const char* indent, const std::string& label, std::size_t n,
+                   const std::string& bar) {
+  char head[96];
+  std::snprintf(head, sizeof(head), "%s  %11s     %-8zu ", indent, label.c_str(), n);
   std::string s = std::string(head) + bar;
   while (!s.empty() && s.back() == ' ') s.pop_back();
   std::printf("%s\n", s.c_str());
 }
 
-int inspect(const std::string& path, bool json) {
-  sisu::IndexFile file;
-  if (sisu::Status s = open_index(path, &file); !s.ok()) return fail(path, s);
+}  // namespace
+
+Json index_json(const sisu::IndexFile& file, std::size_t faults) {
   std::vector<std::size_t> fill;
   const sisu::IndexStats st = file.stats(&fill);
   const auto& h = file.header();
-  const std::size_t faults = file.verify().size();
-  if (json) {
-    Json j;
-    j["path"] = path;
-    j["format_version"] = h.format_version;
-    j["file_bytes"] = file.file_bytes();
-    j["entries"] = st.size;
-    j["capacity"] = st.capacity;
-    j["load_factor"] = st.load_factor;
-    j["global_depth"] = st.global_depth;
-    j["tables"] = st.tables;
-    j["overflow_tables"] = st.overflow_tables;
-    j["tombstones"] = st.tombstones;
-    j["local_depth_histogram"] = st.local_depth_histogram;
-    j["fill_histogram"] = fill;
-    j["key_bytes"] = h.key_bytes;
-    j["value_bytes"] = h.value_bytes;
-    j["slot_bytes"] = h.slot_bytes;
-    j["hash_version"] = h.hash_version;
-    j["hash_seed"] = h.hash_seed;
-    j["faults"] = faults;
-    std::printf("%s\n", j.dump(2).c_str());
-    return faults == 0 ? 0 : 1;
-  }
-  auto row = [](const char* name, const std::string& value) {
-    std::printf("  %-15s %s\n", name, value.c_str());
+  Json j;
+  j["path"] = file.path();
+  j["format_version"] = h.format_version;
+  j["file_bytes"] = file.file_bytes();
+  j["entries"] = st.size;
+  j["capacity"] = st.capacity;
+  j["load_factor"] = st.load_factor;
+  j["global_depth"] = st.global_depth;
+  j["tables"] = st.tables;
+  j["overflow_tables"] = st.overflow_tables;
+  j["tombstones"] = st.tombstones;
+  j["local_depth_histogram"] = st.local_depth_histogram;
+  j["fill_histogram"] = fill;
+  j["key_bytes"] = h.key_bytes;
+  j["value_bytes"] = h.value_bytes;
+  j["slot_bytes"] = h.slot_bytes;
+  j["hash_version"] = h.hash_version;
+  j["hash_seed"] = h.hash_seed;
+  j["faults"] = faults;
+  return j;
+}
+
+void print_index_block(const sisu::IndexFile& file, std::size_t faults, const char* indent) {
+  std::vector<std::size_t> fill;
+  const sisu::IndexStats st = file.stats(&fill);
+  const auto& h = file.header();
+  auto row = [&](const char* name, const std::string& value) {
+    std::printf("%s  %-15s %s\n", indent, name, value.c_str());
   };
-  std::printf("sisu index file %s\n", path.c_str());
   row("format", "version " + std::to_string(h.format_version) + ", " +
                     std::to_string(file.file_bytes()) + " bytes");
   row("entries", std::to_string(st.size));
@@ -127,20 +130,34 @@ int inspect(const std::string& path, bool json) {
 
   std::size_t max = 0;
   for (std::size_t n : st.local_depth_histogram) max = std::max(max, n);
-  std::printf("\n  local depth     tables\n");
+  std::printf("\n%s  local depth     tables\n", indent);
   for (std::size_t d = 0; d < st.local_depth_histogram.size(); ++d) {
     const std::size_t n = st.local_depth_histogram[d];
     if (n == 0) continue;
-    print_bar_row(std::to_string(d), n, bar(n, max, 40));
+    print_bar_row(indent, std::to_string(d), n, bar(n, max, 40));
   }
   max = 0;
   for (std::size_t n : fill) max = std::max(max, n);
-  std::printf("\n  table fill      tables\n");
+  std::printf("\n%s  table fill      tables\n", indent);
   for (std::size_t b = 0; b < fill.size(); ++b) {
     char range[16];
     std::snprintf(range, sizeof(range), "%zu-%zu%%", b * 10, b * 10 + 10);
-    print_bar_row(range, fill[b], bar(fill[b], max, 40));
+    print_bar_row(indent, range, fill[b], bar(fill[b], max, 40));
   }
+}
+
+namespace {
+
+int inspect(const std::string& path, bool json) {
+  sisu::IndexFile file;
+  if (sisu::Status s = open_index(path, &file); !s.ok()) return fail(path, s);
+  const std::size_t faults = file.verify().size();
+  if (json) {
+    std::printf("%s\n", index_json(file, faults).dump(2).c_str());
+    return faults == 0 ? 0 : 1;
+  }
+  std::printf("sisu index file %s\n", path.c_str());
+  print_index_block(file, faults, "");
   return faults == 0 ? 0 : 1;
 }
 
@@ -200,29 +217,41 @@ int dump(const std::string& path, std::uint64_t limit, bool json) {
 }
 
 }  // namespace
+}  // namespace sisu_tool
 
 int main(int argc, char** argv) {
-  CLI::App app{"sisu: inspect, verify and dump sisu index files"};
+  using namespace sisu_tool;
+  CLI::App app{"sisu: inspect, verify and dump sisu index files, table files and databases"};
   app.name("sisu");
   app.set_version_flag("--version", std::string("sisu ") + SISU_VERSION);
   app.require_subcommand(1);
   app.footer(
-      "PATH is a saved index file. Database directories (and get, put, remove) arrive with the "
-      "engine.");
+      "PATH is a saved index file, an engine table file (NNNNNN.tbl) or a database directory.");
 
-  std::string path;
+  std::string path, key, value;
   bool json = false;
   std::uint64_t limit = 0;
-  CLI::App* inspect_cmd = app.add_subcommand("inspect", "the shape of an index file");
-  inspect_cmd->add_option("PATH", path, "index file")->required();
+  const char* kPathHelp = "index file, table file or database directory";
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "the shape of an index, table or database");
+  inspect_cmd->add_option("PATH", path, kPathHelp)->required();
   inspect_cmd->add_flag("--json", json, "one JSON object");
   CLI::App* verify_cmd =
       app.add_subcommand("verify", "check every byte; exit 1 with one line per fault");
-  verify_cmd->add_option("PATH", path, "index file")->required();
+  verify_cmd->add_option("PATH", path, kPathHelp)->required();
   CLI::App* dump_cmd = app.add_subcommand("dump", "the entries, one per line");
-  dump_cmd->add_option("PATH", path, "index file")->required();
+  dump_cmd->add_option("PATH", path, kPathHelp)->required();
   dump_cmd->add_option("--limit", limit, "at most N entries (0: all)");
   dump_cmd->add_flag("--json", json, "JSON lines");
+  CLI::App* get_cmd = app.add_subcommand("get", "print KEY's value (exit 1 when absent)");
+  get_cmd->add_option("DIR", path, "database directory")->required();
+  get_cmd->add_option("KEY", key, "key")->required();
+  CLI::App* put_cmd = app.add_subcommand("put", "set KEY to VALUE (synced)");
+  put_cmd->add_option("DIR", path, "database directory (created if missing)")->required();
+  put_cmd->add_option("KEY", key, "key")->required();
+  put_cmd->add_option("VALUE", value, "value")->required();
+  CLI::App* remove_cmd = app.add_subcommand("remove", "remove KEY (synced)");
+  remove_cmd->add_option("DIR", path, "database directory")->required();
+  remove_cmd->add_option("KEY", key, "key")->required();
 
   try {
     app.parse(argc, argv);
@@ -236,8 +265,24 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sisu: %s (try 'sisu --help')\n", e.what());
     return 2;
   }
-  if (*inspect_cmd) return inspect(path, json);
-  if (*verify_cmd) return verify(path);
-  if (*dump_cmd) return dump(path, limit, json);
+  if (*get_cmd) return db_get(path, key);
+  if (*put_cmd) return db_put(path, key, value);
+  if (*remove_cmd) return db_remove(path, key);
+  const PathKind kind = classify(path);
+  if (*inspect_cmd) {
+    if (kind == PathKind::kDatabase) return inspect_db(path, json);
+    if (kind == PathKind::kTableFile) return inspect_table(path, json);
+    return inspect(path, json);
+  }
+  if (*verify_cmd) {
+    if (kind == PathKind::kDatabase) return verify_db(path);
+    if (kind == PathKind::kTableFile) return verify_table(path);
+    return verify(path);
+  }
+  if (*dump_cmd) {
+    if (kind == PathKind::kDatabase) return dump_db(path, limit, json);
+    if (kind == PathKind::kTableFile) return dump_table(path, limit, json);
+    return dump(path, limit, json);
+  }
   return 2;
 }

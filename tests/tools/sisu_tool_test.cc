@@ -13,10 +13,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
 
+#include "engine/db.h"
 #include "index/extendible_hash_map.h"
 #include "index/index_file.h"
 
@@ -268,6 +270,153 @@ TEST_F(ToolTest, VerifyReportsProgressUpToTheFooter) {
   ASSERT_FALSE(seen.empty());
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
   EXPECT_EQ(seen.back(), view.file_bytes() - sizeof(index_file::Footer));
+}
+
+}  // namespace
+}  // namespace sisu
+
+// --- database directories and table files ----------------------------------------------------
+
+namespace sisu {
+namespace {
+
+class DbToolTest : public ToolTest {
+ public:
+  // A database with several table files and writes still in the WAL.
+  std::string make_db() {
+    const std::string db_dir = path("db");
+    Options options;
+    options.memtable_bytes = 16 << 10;
+    options.compaction_trigger = 100;  // keep every flushed table
+    std::unique_ptr<DB> db;
+    EXPECT_TRUE(DB::open(options, db_dir, &db).ok());
+    for (int i = 0; i < 1500; ++i) {
+      EXPECT_TRUE(db->put("key" + std::to_string(i), "value" + std::to_string(i)).ok());
+    }
+    EXPECT_TRUE(db->remove("key7").ok());
+    EXPECT_TRUE(db->flush().ok());
+    EXPECT_TRUE(db->put("in-the-wal", std::string("\x01\x02", 2)).ok());
+    tables_ = db->stats().table_files;
+    return db_dir;
+  }
+  std::vector<std::string> table_paths(const std::string& db_dir) const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(db_dir)) {
+      if (e.path().extension() == ".tbl") out.push_back(e.path().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  // Every file's bytes: the read-only commands must leave them as they were.
+  std::map<std::string, std::string> snapshot(const std::string& db_dir) const {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::directory_iterator(db_dir)) out[e.path().string()] = slurp(e.path());
+    return out;
+  }
+  std::uint64_t tables_ = 0;
+};
+
+TEST_F(DbToolTest, InspectJsonListsEveryTableFile) {
+  const std::string db = make_db();
+  ASSERT_GE(tables_, 3u);
+  const auto before = snapshot(db);
+  const ToolRun r = sisu("inspect " + db + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["table_files"].size(), tables_);
+  std::uint64_t records = 0, bytes = 0;
+  for (const auto& t : j["table_files"]) {
+    for (const char* key : {"entries", "capacity", "load_factor", "global_depth", "tables",
+                            "local_depth_histogram", "file_bytes"}) {
+      EXPECT_TRUE(t.contains(key)) << key;
+    }
+    EXPECT_GT(t["load_factor"].get<double>(), 0.3);
+    EXPECT_EQ(t["file_bytes"].get<std::uint64_t>(), fs::file_size(t["path"].get<std::string>()));
+    records += t["records"].get<std::uint64_t>();
+    bytes += t["file_bytes"].get<std::uint64_t>();
+  }
+  EXPECT_EQ(j["entries"].get<std::uint64_t>(), records);
+  EXPECT_EQ(j["file_bytes"].get<std::uint64_t>(), bytes);
+  EXPECT_EQ(records, 1501u) << "1500 puts and one tombstone, one record per key";
+  EXPECT_EQ(j["memtable_ops"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(j["faults"].get<std::uint64_t>(), 0u);
+  // Human form, and a table file on its own.
+  const ToolRun text = sisu("inspect " + db);
+  EXPECT_EQ(text.rc, 0);
+  EXPECT_NE(text.out.find("index load"), std::string::npos) << text.out;
+  const ToolRun one = sisu("inspect --json " + table_paths(db)[0]);
+  ASSERT_EQ(one.rc, 0) << one.err;
+  EXPECT_EQ(nlohmann::json::parse(one.out)["kind"], "table file");
+  EXPECT_EQ(snapshot(db), before) << "inspect wrote to the database";
+}
+
+TEST_F(DbToolTest, GetPutRemoveAndDump) {
+  const std::string db = make_db();
+  ToolRun r = sisu("get " + db + " key42");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out, "value42\n");
+  r = sisu("get " + db + " key7");
+  EXPECT_EQ(r.rc, 1) << "removed";
+  EXPECT_NE(r.err.find("not found"), std::string::npos);
+  EXPECT_EQ(sisu("put " + db + " fresh 'new value'").rc, 0);
+  EXPECT_EQ(sisu("get " + db + " fresh").out, "new value\n");
+  EXPECT_EQ(sisu("remove " + db + " key42").rc, 0);
+  EXPECT_EQ(sisu("get " + db + " key42").rc, 1);
+  r = sisu("dump " + db);
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_NE(r.out.find("in-the-wal\t0x0102\n"), std::string::npos) << "binary values in hex";
+  EXPECT_NE(r.out.find("fresh\tnew value\n"), std::string::npos);
+  EXPECT_EQ(r.out.find("key42\t"), std::string::npos);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1500 - 2 + 2);
+  r = sisu("dump " + db + " --limit 5 --json");
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5);
+  EXPECT_EQ(sisu("get " + db).rc, 2) << "a missing argument is a usage error";
+  EXPECT_EQ(sisu("get " + path("nothing-here") + " k").rc, 1);
+}
+
+TEST_F(DbToolTest, VerifyFindsDamageWithFileAndOffset) {
+  const std::string db = make_db();
+  ToolRun r = sisu("verify " + db);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const std::string table = table_paths(db)[0];
+  const std::string intact = slurp(table);
+  // A flipped byte in a record, in the index section, and in the footer.
+  for (std::size_t at : {std::size_t{40}, intact.size() - 2000, intact.size() - 20}) {
+    std::string bytes = intact;
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x20);
+    spit(table, bytes);
+    r = sisu("verify " + db);
+    EXPECT_EQ(r.rc, 1) << "flip at " << at << ": " << r.out;
+    EXPECT_NE(r.out.find(table), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("offset"), std::string::npos) << r.out;
+    EXPECT_EQ(sisu("verify " + table).rc, 1);
+    EXPECT_NE(sisu("inspect " + db).rc, 0);
+  }
+  spit(table, intact.substr(0, intact.size() / 2));
+  EXPECT_EQ(sisu("verify " + db).rc, 1);
+  spit(table, intact);
+  EXPECT_EQ(sisu("verify " + db).rc, 0);
+  // A torn WAL tail is normal after a crash: a note, not a fault.
+  std::string wal;
+  for (const auto& e : fs::directory_iterator(db)) {
+    if (e.path().extension() == ".log" && fs::file_size(e.path()) > 0) wal = e.path().string();
+  }
+  ASSERT_FALSE(wal.empty());
+  fs::resize_file(wal, fs::file_size(wal) - 1);
+  r = sisu("verify " + db);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("torn tail"), std::string::npos) << r.out;
+  // A damaged manifest.
+  std::string manifest = slurp(db + "/MANIFEST");
+  manifest[30] ^= 1;
+  spit(db + "/MANIFEST", manifest);
+  r = sisu("verify " + db);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("MANIFEST"), std::string::npos) << r.out;
+  EXPECT_NE(sisu("inspect " + db).rc, 0);
+  // Not a database.
+  fs::create_directories(path("empty"));
+  EXPECT_EQ(sisu("verify " + path("empty")).rc, 1);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -40,10 +42,13 @@ struct View {
   std::shared_ptr<const Version> version;
 };
 
-// A thread waiting in the writer queue.
+// A thread in the writer queue. The leader hands each writer its result by setting `state`;
+// a waiting writer first spins on it briefly (a commit group takes microseconds without
+// sync, less than two context switches), then sleeps on `cv`.
 struct Writer {
+  enum : int { kWaiting = 0, kDone = 1, kLead = 2 };
   const WriteBatch* batch = nullptr;  // nullptr: a flush request (switch the memtable)
-  bool done = false;
+  std::atomic<int> state{kWaiting};
   Status status;
   std::condition_variable cv;
 };
@@ -51,6 +56,10 @@ struct Writer {
 // Commit groups stop growing past this many bytes of log, so that a leader does not make
 // its own write wait for a very large group.
 constexpr std::size_t kMaxGroupBytes = 1 << 20;
+
+// WAL segments reserve disk space this far ahead of their appends (WritableFile::
+// preallocate_ahead), so that a synced commit does not also allocate blocks.
+constexpr std::uint64_t kWalPreallocateBytes = 4 << 20;
 
 }  // namespace
 
@@ -144,12 +153,15 @@ struct DB::Impl {
     }
     Writer w;
     w.batch = batch;
-    std::unique_lock l(mu);
-    writers.push_back(&w);
-    while (!w.done && &w != writers.front()) w.cv.wait(l);
-    if (w.done) return w.status;
+    {
+      std::lock_guard l(mu);
+      writers.push_back(&w);
+      if (writers.front() == &w) w.state.store(Writer::kLead, std::memory_order_relaxed);
+    }
+    if (await(w) == Writer::kDone) return w.status;
 
     // This thread leads: it makes room, then logs and applies a group of queued batches.
+    std::unique_lock l(mu);
     Status s = make_room(l, batch == nullptr);
     std::vector<Writer*> group{&w};
     if (s.ok() && batch != nullptr) {
@@ -163,9 +175,9 @@ struct DB::Impl {
           group.push_back(x);
         }
         // The batch's payload with its first sequence number filled in.
-        std::string payload = WriteBatchAccess::rep(*x->batch);
-        std::memcpy(payload.data(), &seq, 8);
-        wal::append_record(&buf, payload);
+        char head[8];
+        std::memcpy(head, &seq, 8);
+        wal::append_record(&buf, head, WriteBatchAccess::rep(*x->batch));
         seq += x->batch->count();
         user += WriteBatchAccess::payload_bytes(*x->batch);
       }
@@ -204,13 +216,42 @@ struct DB::Impl {
     for (Writer* x : group) {
       writers.pop_front();
       if (x != &w) {
+        // Notify before publishing the state: a writer that sees kDone while spinning
+        // returns and destroys its Writer, which must not be touched after.
         x->status = s;
-        x->done = true;
         x->cv.notify_one();
+        x->state.store(Writer::kDone, std::memory_order_release);
       }
     }
-    if (!writers.empty()) writers.front()->cv.notify_one();
+    if (!writers.empty()) {
+      Writer* next = writers.front();
+      next->cv.notify_one();
+      next->state.store(Writer::kLead, std::memory_order_release);
+    }
     return s;
+  }
+
+  // Waits until w is done or leads: spins, then yields, then sleeps (the leader sets the
+  // state under mu after notifying, so a sleeper cannot miss it).
+  int await(Writer& w) {
+    int state = w.state.load(std::memory_order_acquire);
+    for (int i = 0; state == Writer::kWaiting && i < 200; ++i) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+      state = w.state.load(std::memory_order_acquire);
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (state == Writer::kWaiting && std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+      state = w.state.load(std::memory_order_acquire);
+    }
+    if (state == Writer::kWaiting) {
+      std::unique_lock l(mu);
+      w.cv.wait(l, [&] { return w.state.load(std::memory_order_acquire) != Writer::kWaiting; });
+      state = w.state.load(std::memory_order_acquire);
+    }
+    return state;
   }
 
   // REQUIRES: mu held by the leader. Switches to a new memtable and WAL segment when the
@@ -227,6 +268,7 @@ struct DB::Impl {
       const std::uint64_t number = next_file++;
       std::unique_ptr<WritableFile> f;
       Status s = env->new_writable_file(log_file_name(dir, number), &f);
+      if (s.ok()) f->preallocate_ahead(kWalPreallocateBytes);
       if (s.ok()) s = env->sync_dir(dir);
       // The old segment is synced so that, without Options::sync, a power loss cannot keep
       // the new segment's writes and lose the old one's (a hole).
@@ -536,6 +578,7 @@ struct DB::Impl {
     for (const std::string& n : obsolete) (void)env->remove_file(dir + "/" + n);
 
     Status s = env->new_writable_file(log_file_name(dir, new_log), &log);
+    if (s.ok()) log->preallocate_ahead(kWalPreallocateBytes);
     if (s.ok()) s = env->sync_dir(dir);
     if (!s.ok()) return s;
     log_number = new_log;

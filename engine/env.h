@@ -30,6 +30,10 @@ class WritableFile {
   // flush(), then fdatasync: the bytes survive power loss once this returns OK.
   virtual Status sync() = 0;
   virtual Status close() = 0;
+  // A hint that the file will grow by appends: reserve disk space ahead of them in chunks
+  // (without changing the file's size), so that a sync after an append does not also have to
+  // allocate blocks. The WAL uses it; failures are ignored (it is only a hint).
+  virtual void preallocate_ahead(std::uint64_t /*chunk_bytes*/) {}
 };
 
 // A file mapped read-only; unmapped when destroyed.

@@ -32,6 +32,18 @@ inline void append_record(std::string* out, std::string_view payload) {
   out->append(payload);
 }
 
+// The same for a payload whose first 8 bytes are replaced by `head` (a batch with its
+// sequence number filled in), without copying the payload first.
+inline void append_record(std::string* out, const char (&head)[8], std::string_view payload) {
+  const auto len = static_cast<std::uint32_t>(payload.size());
+  std::uint32_t crc = crc32c::extend(crc32c::value(&len, 4), head, 8);
+  crc = crc32c::extend(crc, payload.data() + 8, payload.size() - 8);
+  out->append(reinterpret_cast<const char*>(&crc), 4);
+  out->append(reinterpret_cast<const char*>(&len), 4);
+  out->append(head, 8);
+  out->append(payload.substr(8));
+}
+
 // Calls f(payload, offset) for each intact record of `segment`, in order; returns the number
 // of bytes those records take (== segment.size() when the segment ends cleanly).
 template <class F>

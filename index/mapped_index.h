@@ -55,7 +55,7 @@ class MappedIndex {
   // OK with *value set, not_found, or corruption when the key's table is damaged.
   Status find(const Key& key, Value* value) const {
     if (tables_.empty()) return Status::not_found("");
-    const std::uint64_t h = hash_(key);
+    const std::uint64_t h = hash_of(key);
     const std::uint32_t first = dir_[(h >> 1) >> (63 - global_depth_)];
     const std::uint8_t top = index_internal::tophash(h);
     for (std::uint32_t t = first; t != kNone; t = tables_[t].overflow) {
@@ -129,6 +129,16 @@ class MappedIndex {
     std::uint8_t trie_base;
   };
   enum : std::uint8_t { kUnchecked = 0, kGood = 1, kBad = 2 };
+
+  // As ExtendibleHashMap::hash_of: a hasher that does not declare itself avalanching is mixed.
+  std::uint64_t hash_of(const Key& key) const {
+    const auto h = static_cast<std::uint64_t>(hash_(key));
+    if constexpr (requires { typename Hash::is_avalanching; }) {
+      return h;
+    } else {
+      return hash_internal::mix64(h, 0);
+    }
+  }
 
   const std::uint8_t* slot_at(const TableRef& r, std::uint32_t i) const {
     return base_ + r.payload + std::size_t{r.groups} * index_internal::kGroupMetaBytes +

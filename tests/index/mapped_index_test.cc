@@ -84,7 +84,8 @@ TEST(MappedIndex, OverflowChainsFromAConstantHash) {
   ASSERT_TRUE(decltype(v)::open(img.data(), img.size(), "img", &v).ok());
   for (std::uint64_t k = 0; k < 6000; ++k) {
     std::uint64_t got = 0;
-    ASSERT_TRUE(v.find(k, &got).ok()) << k;
+    const Status s = v.find(k, &got);
+    ASSERT_TRUE(s.ok()) << k << " " << s.to_string();
     ASSERT_EQ(got, k + 1);
   }
   std::uint64_t got;

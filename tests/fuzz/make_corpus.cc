@@ -2,8 +2,11 @@
 // thousands with erasures, deep directories, overflow chains from a constant hash).
 //   make_corpus DIR
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <string>
 
+#include "engine/db.h"
 #include "index/extendible_hash_map.h"
 
 namespace {
@@ -20,6 +23,38 @@ bool save(const Map& m, const std::string& path) {
 }
 
 }  // namespace
+
+// An engine table file, MANIFEST and WAL segment, from a small database.
+bool engine_files(const std::string& dir) {
+  const std::string db_dir = dir + "/db.tmp";
+  std::filesystem::remove_all(db_dir);
+  sisu::Options options;
+  options.memtable_bytes = 8 << 10;
+  bool ok = true;
+  {
+    std::unique_ptr<sisu::DB> db;
+    ok &= sisu::DB::open(options, db_dir, &db).ok();
+    if (!ok) return false;
+    for (int i = 0; i < 200; ++i) ok &= db->put("k" + std::to_string(i), std::string(i % 50, 'v')).ok();
+    ok &= db->remove("k3").ok();
+    ok &= db->flush().ok();
+    sisu::WriteBatch b;
+    b.put("batch", "x");
+    b.remove("k4");
+    ok &= db->write(b).ok();
+  }
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(db_dir)) {
+    const std::string ext = e.path().extension().string();
+    if (ext == ".tbl" || ext == ".log" || e.path().filename() == "MANIFEST") {
+      if (std::filesystem::file_size(e.path()) == 0) continue;
+      std::filesystem::copy_file(e.path(), dir + "/engine" + std::to_string(n++) + ext,
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+  }
+  std::filesystem::remove_all(db_dir);
+  return ok && n >= 3;
+}
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -45,5 +80,6 @@ int main(int argc, char** argv) {
   sisu::ExtendibleHashMap<std::uint32_t, std::uint16_t> small(0, sisu::Hash<std::uint32_t>(5));
   for (std::uint32_t k = 0; k < 1000; ++k) small[k] = static_cast<std::uint16_t>(k);
   ok &= save(small, dir + "/u32_u16.idx");
+  ok &= engine_files(dir);
   return ok ? 0 : 1;
 }

@@ -72,11 +72,13 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "alloc/slab_allocator.h"
 #include "index/group.h"
+#include "index/index_file_format.h"
 #include "index/index_stats.h"
 #include "util/hash.h"
 #include "util/status.h"
@@ -87,6 +89,35 @@ template <class Key, class Value, class Hash, class KeyEqual>
 class ExtendibleHashMap;
 
 namespace index_internal {
+
+// What a map knows about the checkpoint file it last wrote (ExtendibleHashMap::checkpoint):
+// where each of its tables' pages lies and a 64-bit hash of the page's bytes, so that the next
+// checkpoint appends only the tables whose bytes changed. A copy of a map starts without one
+// (its first checkpoint rewrites the file); a move takes it along.
+struct CheckpointState {
+  struct Page {
+    std::uint64_t offset;   // of its frame in the file
+    std::uint64_t content;  // XXH3 of the table record's bytes
+    std::uint64_t bytes;    // of the frame
+  };
+  std::string path;
+  std::uint64_t file_bytes = 0;  // the file as this map left it
+  std::uint64_t live_bytes = 0;  // frames the last commit uses (the rest is dead)
+  std::uint64_t sequence = 0;
+  std::unordered_map<const void*, Page> pages;  // by table
+};
+class CheckpointLink {
+ public:
+  CheckpointLink() = default;
+  CheckpointLink(const CheckpointLink&) noexcept {}
+  CheckpointLink& operator=(const CheckpointLink&) noexcept {
+    state.reset();
+    return *this;
+  }
+  CheckpointLink(CheckpointLink&&) noexcept = default;
+  CheckpointLink& operator=(CheckpointLink&&) noexcept = default;
+  std::unique_ptr<CheckpointState> state;
+};
 
 inline std::uint8_t tophash(std::uint64_t h) {
   const auto t = static_cast<std::uint8_t>(h);
@@ -339,10 +370,30 @@ class ExtendibleHashMap {
   // this way, and reads them in place with MappedIndex (index/mapped_index.h).
   template <class Sink>
   Status write_to(Sink& sink) const;
+  // An incremental save (docs/index-format.md, "Checkpoint files"). The first checkpoint to
+  // `path` writes the whole map (a new file renamed over `path`, as save() does); later ones
+  // append only the small tables whose bytes changed since the last checkpoint, and a commit
+  // record listing every table. The file is rewritten whole instead when it holds more dead
+  // pages than live ones, when this map did not write it last, or after a failed checkpoint.
+  // After a crash at any moment, load(path) gives exactly the last completed checkpoint.
+  // Finding the changed tables hashes every table (XXH3, memory speed); only they are written.
+  // REQUIRES: no other writer changes `path` between this map's checkpoints.
+  Status checkpoint(const std::string& path);
 
  private:
 
   static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;
+
+  // --- persistence internals (extendible_hash_map_file.h) -----------------------------------
+  struct Table;
+  // Table t's record as save() writes it: the header (checksum set) and the payload image.
+  void table_record(Table* t, bool overflow, index_file::TableHeader* th,
+                    std::vector<char>* image) const;
+  template <class Reader>
+  static Status load_image(Reader& r, const std::string& path, ExtendibleHashMap* out);
+  template <class Reader>
+  static Status load_checkpoint(Reader& r, const std::string& path, ExtendibleHashMap* out);
+  Status checkpoint_full(const std::string& path);
   static constexpr unsigned kHeaderBytes = 64;
   // A table is full at 15/16 of its slots. With SIMD over groups of 16 the probes stay short
   // (IndexStats::mean_probe_groups is ~1.05 at 4M keys), and every point of max load is a
@@ -1154,6 +1205,7 @@ class ExtendibleHashMap {
     tables_at_global_depth_ = other.tables_at_global_depth_;
     memory_ = other.memory_;
     counters_ = other.counters_;
+    checkpoint_ = std::move(other.checkpoint_);
     other.dir_ = nullptr;
     other.inline_dir_ = DirEntry{};
     other.global_depth_ = 0;
@@ -1310,6 +1362,7 @@ class ExtendibleHashMap {
   std::size_t tables_at_global_depth_ = 0;  // the directory may halve when this is 0
   std::size_t memory_ = 0;                  // table blocks (at class size) + directory
   Counters counters_;
+  index_internal::CheckpointLink checkpoint_;
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual eq_;
 };

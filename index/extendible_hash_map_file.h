@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "index/checkpoint_format.h"
 #include "index/index_file.h"
 #include "index/index_file_format.h"
 #include "util/crc32c.h"
@@ -37,6 +38,38 @@ inline std::string at_offset(const std::string& path, std::uint64_t offset) {
 }
 
 }  // namespace index_internal
+
+// A table's record: its header, then its metadata and slots as in memory, with the slots that
+// hold no entry zeroed (they may hold the bytes of erased entries).
+template <class K, class V, class H, class E>
+void ExtendibleHashMap<K, V, H, E>::table_record(Table* t, bool overflow,
+                                                 index_file::TableHeader* th,
+                                                 std::vector<char>* image) const {
+  namespace f = index_file;
+  const std::size_t payload = std::size_t{t->groups} * kGroupBytes;
+  image->assign(reinterpret_cast<const char*>(t->meta(0)),
+                reinterpret_cast<const char*>(t->meta(0)) + payload);
+  char* slots = image->data() + std::size_t{t->groups} * index_internal::kGroupMetaBytes;
+  for (std::uint32_t i = 0; i < t->capacity(); ++i) {
+    char* out = slots + std::size_t{i} * kSlotBytes;
+    std::memset(out, 0, kSlotBytes);
+    if (!t->full(i)) continue;
+    // Key and value only: the pair's padding may hold bytes of an erased entry.
+    const value_type* v = t->slot(i);
+    const auto* base = reinterpret_cast<const char*>(v);
+    std::memcpy(out + (reinterpret_cast<const char*>(&v->first) - base), &v->first, sizeof(K));
+    std::memcpy(out + (reinterpret_cast<const char*>(&v->second) - base), &v->second, sizeof(V));
+  }
+  *th = f::TableHeader{};
+  th->magic = f::kTableMagic;
+  th->groups = t->groups;
+  th->size = t->size;
+  th->flags = overflow ? f::kTableIsOverflow : 0;
+  th->prefix = t->prefix;
+  th->local_depth = t->local_depth;
+  th->trie_base = t->trie_base;
+  th->crc = crc32c::extend(crc32c::value(th, sizeof(*th)), image->data(), image->size());
+}
 
 template <class K, class V, class H, class E>
 Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
@@ -83,38 +116,13 @@ Status ExtendibleHashMap<K, V, H, E>::write_to(Sink& sink) const {
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
   if (Status s = w.append(&h, sizeof(h)); !s.ok()) return s;
 
-  // Each table: its header, then its metadata and slots as in memory, with the slots that
-  // hold no entry zeroed (they may hold the bytes of erased entries).
   std::vector<char> image;
   Status status;
   if (dir_ != nullptr) {
     for_each_main_table([&](Table* head) {
       for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
-        const std::size_t payload = std::size_t{t->groups} * kGroupBytes;
-        image.assign(reinterpret_cast<const char*>(t->meta(0)),
-                     reinterpret_cast<const char*>(t->meta(0)) + payload);
-        char* slots = image.data() + std::size_t{t->groups} * index_internal::kGroupMetaBytes;
-        for (std::uint32_t i = 0; i < t->capacity(); ++i) {
-          char* out = slots + std::size_t{i} * kSlotBytes;
-          std::memset(out, 0, kSlotBytes);
-          if (!t->full(i)) continue;
-          // Key and value only: the pair's padding may hold bytes of an erased entry.
-          const value_type* v = t->slot(i);
-          const auto* base = reinterpret_cast<const char*>(v);
-          std::memcpy(out + (reinterpret_cast<const char*>(&v->first) - base), &v->first,
-                      sizeof(K));
-          std::memcpy(out + (reinterpret_cast<const char*>(&v->second) - base), &v->second,
-                      sizeof(V));
-        }
-        f::TableHeader th{};
-        th.magic = f::kTableMagic;
-        th.groups = t->groups;
-        th.size = t->size;
-        th.flags = t == head ? 0 : f::kTableIsOverflow;
-        th.prefix = t->prefix;
-        th.local_depth = t->local_depth;
-        th.trie_base = t->trie_base;
-        th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), image.data(), image.size());
+        f::TableHeader th;
+        table_record(t, t != head, &th, &image);
         status = w.append(&th, sizeof(th));
         if (status.ok()) status = w.append(image.data(), image.size());
       }
@@ -135,10 +143,25 @@ template <class K, class V, class H, class E>
 Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHashMap* out) {
   static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>,
                 "load() needs trivially copyable Key and Value");
-  namespace f = index_file;
-  using index_internal::at_offset;
   FileReader r;
   if (Status s = r.open(path); !s.ok()) return s;
+  char magic[8] = {};
+  if (r.size() >= sizeof(magic)) {
+    if (Status s = r.read_at(0, magic, sizeof(magic)); !s.ok()) return s;
+  }
+  if (std::memcmp(magic, checkpoint_file::kMagic, sizeof(magic)) == 0) {
+    return load_checkpoint(r, path, out);
+  }
+  return load_image(r, path, out);
+}
+
+// Validates and loads a saved image, read from a file or (for a checkpoint) from memory.
+template <class K, class V, class H, class E>
+template <class Reader>
+Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& path,
+                                                 ExtendibleHashMap* out) {
+  namespace f = index_file;
+  using index_internal::at_offset;
   const std::uint64_t file_bytes = r.size();
   if (file_bytes < sizeof(f::FileHeader) + sizeof(f::Footer)) {
     return Status::corruption(path + ": too short for a sisu index file (" +
@@ -330,6 +353,294 @@ Status ExtendibleHashMap<K, V, H, E>::load(const std::string& path, ExtendibleHa
   m.recount_tables_at_global_depth();
   *out = std::move(m);
   return Status::OK();
+}
+
+// --- checkpoints ---------------------------------------------------------------------------
+
+namespace index_internal {
+
+// Reads an image held in memory with FileReader's interface.
+struct MemoryReader {
+  std::string_view bytes;
+  std::uint64_t size() const { return bytes.size(); }
+  Status read_at(std::uint64_t offset, void* out, std::size_t n) const {
+    if (offset > bytes.size() || n > bytes.size() - offset) {
+      return Status::corruption("truncated at offset " + std::to_string(offset));
+    }
+    std::memcpy(out, bytes.data() + offset, n);
+    return Status::OK();
+  }
+};
+
+// A frame: header, then body. The body's checksum is computed as the bytes are appended.
+template <class Writer>
+Status append_frame(Writer& w, std::uint32_t kind, const void* a, std::size_t an, const void* b,
+                    std::size_t bn) {
+  namespace c = checkpoint_file;
+  c::FrameHeader fh{};
+  fh.magic = c::kFrameMagic;
+  fh.kind = kind;
+  fh.body_bytes = an + bn;
+  fh.body_crc = crc32c::extend(crc32c::value(a, an), b, bn);
+  fh.crc = crc32c::value(&fh, offsetof(c::FrameHeader, crc));
+  Status s = w.append(&fh, sizeof(fh));
+  if (s.ok()) s = w.append(a, an);
+  if (s.ok() && bn > 0) s = w.append(b, bn);
+  return s;
+}
+
+inline std::uint64_t content_hash(const index_file::TableHeader& th,
+                                  const std::vector<char>& image) {
+  return hash_internal::hash_bytes(image.data(), image.size(),
+                                   hash_internal::hash_bytes(&th, sizeof(th), 0));
+}
+
+}  // namespace index_internal
+
+template <class K, class V, class H, class E>
+Status ExtendibleHashMap<K, V, H, E>::checkpoint(const std::string& path) {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>,
+                "checkpoint() needs trivially copyable Key and Value");
+  namespace c = checkpoint_file;
+  namespace f = index_file;
+  using State = index_internal::CheckpointState;
+  State* st = checkpoint_.state.get();
+  // Incremental only onto a file this map wrote and left as it is, while at least half of
+  // it is live (so the file stays within about twice the map's size).
+  if (st == nullptr || st->path != path || st->file_bytes > 2 * st->live_bytes + (1u << 20)) {
+    return checkpoint_full(path);
+  }
+  AppendFileWriter w;
+  if (Status s = w.open(path, st->file_bytes); !s.ok()) {
+    checkpoint_.state.reset();
+    return s.is_corruption() ? checkpoint_full(path) : s;
+  }
+  std::unordered_map<const void*, State::Page> pages;
+  std::vector<std::uint64_t> offsets;
+  std::uint64_t live = 0;
+  std::vector<char> image;
+  Status status;
+  if (dir_ != nullptr) {
+    for_each_main_table([&](Table* head) {
+      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
+        f::TableHeader th;
+        table_record(t, t != head, &th, &image);
+        const std::uint64_t content = index_internal::content_hash(th, image);
+        auto old = st->pages.find(t);
+        State::Page page;
+        if (old != st->pages.end() && old->second.content == content) {
+          page = old->second;  // unchanged since the last checkpoint: its page is reused
+        } else {
+          page = State::Page{w.size(), content,
+                             sizeof(c::FrameHeader) + sizeof(th) + image.size()};
+          status = index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
+                                                image.size());
+        }
+        pages[t] = page;
+        offsets.push_back(page.offset);
+        live += page.bytes;
+      }
+    });
+  }
+  c::CommitBody commit{st->sequence + 1, size_, global_depth_,
+                       static_cast<std::uint32_t>(offsets.size())};
+  // Pages durable before the commit that names them: see load_checkpoint's torn-tail rule.
+  if (status.ok() && w.size() != st->file_bytes) status = w.sync();
+  if (status.ok()) {
+    status = index_internal::append_frame(w, c::kCommitFrame, &commit, sizeof(commit),
+                                          offsets.data(), offsets.size() * 8);
+  }
+  if (status.ok()) status = w.sync();
+  if (!status.ok()) {
+    // The file now ends in a torn tail that loading ignores; the next checkpoint rewrites it.
+    checkpoint_.state.reset();
+    return status;
+  }
+  st->pages = std::move(pages);
+  st->file_bytes = w.size();
+  st->live_bytes = live + sizeof(c::FrameHeader) + sizeof(commit) + offsets.size() * 8 +
+                   sizeof(f::FileHeader);
+  st->sequence = commit.sequence;
+  return Status::OK();
+}
+
+template <class K, class V, class H, class E>
+Status ExtendibleHashMap<K, V, H, E>::checkpoint_full(const std::string& path) {
+  namespace c = checkpoint_file;
+  namespace f = index_file;
+  using State = index_internal::CheckpointState;
+  checkpoint_.state.reset();
+  auto st = std::make_unique<State>();
+  st->path = path;
+  AtomicFileWriter w(path);
+  if (Status s = w.open(); !s.ok()) return s;
+  f::FileHeader h{};
+  std::memcpy(h.magic, c::kMagic, sizeof(h.magic));
+  h.format_version = f::kFormatVersion;
+  h.header_bytes = sizeof(f::FileHeader);
+  h.key_bytes = sizeof(K);
+  h.value_bytes = sizeof(V);
+  h.slot_bytes = sizeof(value_type);
+  h.alignments = static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V));
+  if constexpr (index_internal::SeededHasher<H>) {
+    h.hash_seed = hash_.seed();
+    h.hash_version = hash_internal::SeededHash::kVersion;
+  }
+  h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
+  Status status = w.append(&h, sizeof(h));
+  std::vector<std::uint64_t> offsets;
+  std::vector<char> image;
+  if (dir_ != nullptr && status.ok()) {
+    for_each_main_table([&](Table* head) {
+      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
+        f::TableHeader th;
+        table_record(t, t != head, &th, &image);
+        const State::Page page{w.bytes_written(), index_internal::content_hash(th, image),
+                               sizeof(c::FrameHeader) + sizeof(th) + image.size()};
+        status = index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
+                                              image.size());
+        st->pages[t] = page;
+        offsets.push_back(page.offset);
+      }
+    });
+  }
+  c::CommitBody commit{1, size_, global_depth_, static_cast<std::uint32_t>(offsets.size())};
+  if (status.ok()) {
+    status = index_internal::append_frame(w, c::kCommitFrame, &commit, sizeof(commit),
+                                          offsets.data(), offsets.size() * 8);
+  }
+  if (status.ok()) status = w.commit();
+  if (!status.ok()) return status;
+  st->file_bytes = st->live_bytes = w.bytes_written();
+  st->sequence = 1;
+  checkpoint_.state = std::move(st);
+  return Status::OK();
+}
+
+// Scans the frames, takes the last commit whose frames are all intact, assembles the image
+// save() would have written for it, and loads that with every check load() makes.
+template <class K, class V, class H, class E>
+template <class Reader>
+Status ExtendibleHashMap<K, V, H, E>::load_checkpoint(Reader& r, const std::string& path,
+                                                      ExtendibleHashMap* out) {
+  namespace c = checkpoint_file;
+  namespace f = index_file;
+  using index_internal::at_offset;
+  const std::uint64_t size = r.size();
+  f::FileHeader h;
+  if (size < sizeof(h)) return Status::corruption(path + ": too short for a checkpoint file");
+  if (Status s = r.read_at(0, &h, sizeof(h)); !s.ok()) return s;
+  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
+    return Status::corruption(at_offset(path, 0) + "checkpoint header checksum mismatch");
+  }
+  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(h)) {
+    return Status::corruption(path + ": unknown checkpoint format version " +
+                              std::to_string(h.format_version));
+  }
+  std::vector<std::uint64_t> page_offsets;  // intact page frames, in file order
+  std::vector<std::uint64_t> pages;         // the last intact commit's page list
+  c::CommitBody commit{};
+  bool committed = false;
+  std::vector<char> body;
+  // A frame's header is sane if its magic and checksum hold and its body fits.
+  auto sane = [&](const c::FrameHeader& fh, std::uint64_t at) {
+    return fh.magic == c::kFrameMagic &&
+           fh.crc == crc32c::value(&fh, offsetof(c::FrameHeader, crc)) &&
+           fh.body_bytes <= size - at - sizeof(fh) &&
+           ((fh.kind == c::kPageFrame && fh.body_bytes >= sizeof(f::TableHeader) &&
+             fh.body_bytes <= f::kMaxTableBytes + sizeof(f::TableHeader)) ||
+            (fh.kind == c::kCommitFrame && fh.body_bytes >= sizeof(c::CommitBody) &&
+             (fh.body_bytes - sizeof(c::CommitBody)) % 8 == 0));
+  };
+  std::uint64_t at = sizeof(h);
+  bool damaged = false;
+  while (size - at >= sizeof(c::FrameHeader)) {
+    c::FrameHeader fh;
+    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
+    if (!sane(fh, at)) {
+      damaged = true;
+      break;
+    }
+    body.resize(fh.body_bytes);
+    if (Status s = r.read_at(at + sizeof(fh), body.data(), body.size()); !s.ok()) return s;
+    if (fh.body_crc != crc32c::value(body.data(), body.size())) {
+      damaged = true;
+      break;
+    }
+    if (fh.kind == c::kPageFrame) {
+      page_offsets.push_back(at);
+    } else {
+      c::CommitBody cb;
+      std::memcpy(&cb, body.data(), sizeof(cb));
+      std::vector<std::uint64_t> list((fh.body_bytes - sizeof(cb)) / 8);
+      if (!list.empty()) std::memcpy(list.data(), body.data() + sizeof(cb), list.size() * 8);
+      // Every page it names must be an intact page frame before it, each named once (so the
+      // assembled image is never larger than the file).
+      std::vector<std::uint64_t> sorted = list;
+      std::sort(sorted.begin(), sorted.end());
+      const bool unique = std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+      const bool known = std::all_of(sorted.begin(), sorted.end(), [&](std::uint64_t o) {
+        return std::binary_search(page_offsets.begin(), page_offsets.end(), o);
+      });
+      if (cb.tables != list.size() || !unique || !known) {
+        return Status::corruption(at_offset(path, at) +
+                                  "a commit names pages that are not in the file");
+      }
+      commit = cb;
+      pages = std::move(list);
+      committed = true;
+    }
+    at += sizeof(fh) + fh.body_bytes;
+  }
+  // A bad frame is a torn tail only if no intact commit follows it. A checkpoint syncs its
+  // pages before it appends its commit, and the previous commit before its pages, so a crash
+  // tears only frames after the last durable commit: an intact commit after a bad frame
+  // means the file was damaged, not torn. (Searched byte by byte: a damaged header does not
+  // say where the next frame starts.)
+  if (damaged) {
+    std::string tail(size - at, '\0');
+    if (Status s = r.read_at(at, tail.data(), tail.size()); !s.ok()) return s;
+    for (std::size_t i = 1; i + sizeof(c::FrameHeader) <= tail.size(); ++i) {
+      if (std::memcmp(tail.data() + i, &c::kFrameMagic, 4) != 0) continue;
+      c::FrameHeader fh;
+      std::memcpy(&fh, tail.data() + i, sizeof(fh));
+      if (!sane(fh, at + i) || fh.kind != c::kCommitFrame) continue;
+      if (fh.body_crc == crc32c::value(tail.data() + i + sizeof(fh), fh.body_bytes)) {
+        return Status::corruption(at_offset(path, at) +
+                                  "damaged frame before a later checkpoint's commit");
+      }
+    }
+  }
+  if (!committed) {
+    return Status::corruption(path + ": no complete checkpoint in the file");
+  }
+  // The image save() would have written: header, the pages' table records, footer.
+  std::string image;
+  f::FileHeader ih = h;
+  std::memcpy(ih.magic, f::kMagic, sizeof(ih.magic));
+  ih.global_depth = commit.global_depth;
+  ih.entries = commit.entries;
+  ih.tables = commit.tables;
+  ih.crc = crc32c::value(&ih, offsetof(f::FileHeader, crc));
+  image.append(reinterpret_cast<const char*>(&ih), sizeof(ih));
+  for (std::uint64_t at : pages) {
+    c::FrameHeader fh;
+    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
+    const std::size_t from = image.size();
+    image.resize(from + fh.body_bytes);
+    if (Status s = r.read_at(at + sizeof(fh), image.data() + from, fh.body_bytes); !s.ok()) {
+      return s;
+    }
+  }
+  f::Footer ft{};
+  std::memcpy(ft.magic, f::kFooterMagic, sizeof(ft.magic));
+  ft.entries = commit.entries;
+  ft.body_bytes = image.size();
+  ft.tables = commit.tables;
+  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
+  image.append(reinterpret_cast<const char*>(&ft), sizeof(ft));
+  index_internal::MemoryReader mr{image};
+  return load_image(mr, path + " (checkpoint " + std::to_string(commit.sequence) + ")", out);
 }
 
 }  // namespace sisu

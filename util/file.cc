@@ -129,4 +129,52 @@ Status FileReader::read_at(std::uint64_t offset, void* out, std::size_t n) const
   return Status::OK();
 }
 
+AppendFileWriter::~AppendFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status AppendFileWriter::open(const std::string& path, std::uint64_t expected_bytes) {
+  path_ = path;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) return errno_status("cannot open", path);
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return errno_status("cannot stat", path);
+  if (static_cast<std::uint64_t>(st.st_size) != expected_bytes) {
+    return Status::corruption(path + ": changed by another writer (" +
+                              std::to_string(st.st_size) + " bytes, expected " +
+                              std::to_string(expected_bytes) + ")");
+  }
+  size_ = expected_bytes;
+  return Status::OK();
+}
+
+Status AppendFileWriter::flush_buffer() {
+  const char* p = buffer_.data();
+  std::size_t left = buffer_.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("cannot write", path_);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  buffer_.clear();
+  return Status::OK();
+}
+
+Status AppendFileWriter::append(const void* data, std::size_t n) {
+  buffer_.append(static_cast<const char*>(data), n);
+  size_ += n;
+  if (buffer_.size() >= kWriteChunk) return flush_buffer();
+  return Status::OK();
+}
+
+Status AppendFileWriter::sync() {
+  if (Status s = flush_buffer(); !s.ok()) return s;
+  if (::fdatasync(fd_) != 0) return errno_status("cannot sync", path_);
+  return Status::OK();
+}
+
 }  // namespace sisu

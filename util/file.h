@@ -42,6 +42,33 @@ class AtomicFileWriter {
   std::string buffer_;  // appends are gathered into large writes
 };
 
+// Appends to the end of an existing file, which must still be `expected_bytes` long (so that a
+// writer never appends after bytes it did not write itself), then fdatasyncs. What a crash
+// leaves is the old content plus a prefix of the appended bytes: the reader must tell a
+// torn tail from data (checkpoint files do, by their frames' checksums).
+class AppendFileWriter {
+ public:
+  AppendFileWriter() = default;
+  ~AppendFileWriter();
+  AppendFileWriter(const AppendFileWriter&) = delete;
+  AppendFileWriter& operator=(const AppendFileWriter&) = delete;
+
+  // io_error if it cannot be opened; corruption if its size is not expected_bytes.
+  Status open(const std::string& path, std::uint64_t expected_bytes);
+  Status append(const void* data, std::size_t n);
+  // Writes what is buffered and fdatasyncs.
+  Status sync();
+  std::uint64_t size() const { return size_; }  // of the file, appended bytes included
+
+ private:
+  Status flush_buffer();
+
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::string buffer_;
+};
+
 class FileReader {
  public:
   FileReader() = default;

@@ -1,0 +1,225 @@
+// ExtendibleHashMap::checkpoint: incremental saves that load as the map was at the last
+// completed checkpoint, through growth, erasure, shrinking and overflow chains; a torn tail at
+// every length gives the last commit before it; damage before a later commit is corruption.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "index/extendible_hash_map.h"
+
+namespace sisu {
+namespace {
+
+namespace fs = std::filesystem;
+using Map = ExtendibleHashMap<std::uint64_t, std::uint64_t>;
+using Model = std::unordered_map<std::uint64_t, std::uint64_t>;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (fs::temp_directory_path() /
+             ("sisu_ckpt_" + std::to_string(::getpid()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+    fs::remove(path_);
+  }
+  void TearDown() override { fs::remove(path_); }
+
+  template <class M, class Mod>
+  static void expect_equal(const M& loaded, const Mod& model) {
+    ASSERT_EQ(loaded.size(), model.size());
+    for (const auto& [k, v] : model) {
+      auto it = loaded.find(k);
+      ASSERT_NE(it, loaded.end()) << k;
+      ASSERT_EQ(it->second, v) << k;
+    }
+  }
+  Map load() {
+    Map m;
+    const Status s = Map::load(path_, &m);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return m;
+  }
+  std::string read_file() const {
+    std::ifstream in(path_, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void write_file(const std::string& bytes) const {
+    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+
+  std::string path_;
+};
+
+TEST_F(CheckpointTest, EachCheckpointLoadsAsTheMapWas) {
+  Map m(0, Hash<std::uint64_t>(9));
+  Model model;
+  std::mt19937_64 rng(1);
+  std::uint64_t last_size = 0;
+  int rewrites = 0;
+  for (int round = 0; round < 12; ++round) {
+    // Rounds grow the map, churn it, then shrink it.
+    const int ops = round < 6 ? 20000 : 3000;
+    for (int i = 0; i < ops; ++i) {
+      const std::uint64_t k = rng() % (round < 9 ? 200000 : 2000);
+      if (round >= 9 || rng() % 4 == 0) {
+        m.erase(k);
+        model.erase(k);
+      } else {
+        m[k] = i;
+        model[k] = i;
+      }
+    }
+    if (round == 10) m.shrink_to_fit();
+    ASSERT_TRUE(m.checkpoint(path_).ok());
+    expect_equal(load(), model);
+    // Dead pages are bounded: the file is rewritten once they outweigh the live ones.
+    ASSERT_TRUE(m.save(path_ + ".full").ok());
+    const std::uint64_t full = fs::file_size(path_ + ".full");
+    fs::remove(path_ + ".full");
+    EXPECT_LE(fs::file_size(path_), 3 * full + (1u << 20)) << "round " << round;
+    rewrites += fs::file_size(path_) < last_size;
+    last_size = fs::file_size(path_);
+  }
+  EXPECT_GE(rewrites, 1) << "churn made the file rewrite itself";
+  m.clear();
+  model.clear();
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  expect_equal(load(), model);
+}
+
+TEST_F(CheckpointTest, WritesOnlyChangedTables) {
+  Map m(0, Hash<std::uint64_t>(3));
+  for (std::uint64_t k = 0; k < 500000; ++k) m[k] = k;
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  const std::uint64_t full = fs::file_size(path_);
+  // Nothing changed: a commit record only.
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  const std::uint64_t after_noop = fs::file_size(path_);
+  EXPECT_LT(after_noop - full, full / 100);
+  // Keys of one small table change: about one table is written.
+  const Hash<std::uint64_t> hash(3);
+  std::uint64_t changed = 0;
+  for (std::uint64_t k = 0; k < 500000 && changed < 50; ++k) {
+    if ((hash(k) >> 52) == 0x123) {  // one 1/4096 slice of the hash space
+      m[k] = k + 1;
+      ++changed;
+    }
+  }
+  ASSERT_GT(changed, 0u);
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  const std::uint64_t appended = fs::file_size(path_) - after_noop;
+  EXPECT_LT(appended, full / 50) << "appended " << appended << " of a full " << full;
+  Map loaded = load();
+  for (std::uint64_t k = 0; k < 500000; k += 997) EXPECT_EQ(loaded.at(k), m.at(k));
+}
+
+TEST_F(CheckpointTest, OverflowChainsFromAConstantHash) {
+  struct ConstantHash {
+    std::uint64_t operator()(std::uint64_t) const { return 77; }
+  };
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, ConstantHash> m;
+  Model model;
+  for (std::uint64_t k = 0; k < 3000; ++k) m[k] = model[k] = k;
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  for (std::uint64_t k = 0; k < 3000; k += 2) {
+    m.erase(k);
+    model.erase(k);
+  }
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  decltype(m) loaded;
+  ASSERT_TRUE(decltype(m)::load(path_, &loaded).ok());
+  expect_equal(loaded, model);
+}
+
+// Truncating the file anywhere (a crash during an append) loads the last commit that fits.
+TEST_F(CheckpointTest, TornTailLoadsTheLastCompleteCheckpoint) {
+  Map m(0, Hash<std::uint64_t>(4));
+  std::vector<Model> states;
+  std::vector<std::uint64_t> ends;
+  Model model;
+  std::mt19937_64 rng(2);
+  for (int c = 0; c < 4; ++c) {
+    for (int i = 0; i < 3000; ++i) {
+      const std::uint64_t k = rng() % 20000;
+      m[k] = model[k] = rng() % 1000;
+    }
+    ASSERT_TRUE(m.checkpoint(path_).ok());
+    states.push_back(model);
+    ends.push_back(fs::file_size(path_));
+  }
+  const std::string whole = read_file();
+  for (std::uint64_t cut = 0; cut <= whole.size(); cut += 1 + rng() % 1500) {
+    write_file(whole.substr(0, cut));
+    int expect = -1;
+    for (std::size_t c = 0; c < ends.size(); ++c) {
+      if (ends[c] <= cut) expect = static_cast<int>(c);
+    }
+    Map loaded;
+    const Status s = Map::load(path_, &loaded);
+    if (expect < 0) {
+      EXPECT_TRUE(s.is_corruption()) << "cut " << cut << ": " << s.to_string();
+    } else {
+      ASSERT_TRUE(s.ok()) << "cut " << cut << ": " << s.to_string();
+      expect_equal(loaded, states[static_cast<std::size_t>(expect)]);
+    }
+  }
+  // Zeros or garbage appended after the last commit are a torn tail too.
+  write_file(whole + std::string(5000, '\0'));
+  expect_equal(load(), states.back());
+  // A flipped byte before the last commit is damage, not a tail.
+  std::mt19937_64 flips(3);
+  int corrupt = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string bad = whole;
+    const std::size_t at = 64 + flips() % (ends[2] - 64);
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    write_file(bad);
+    Map loaded;
+    const Status s = Map::load(path_, &loaded);
+    ASSERT_FALSE(s.ok()) << "a flip at " << at << " went unnoticed";
+    EXPECT_TRUE(s.is_corruption()) << s.to_string();
+    ++corrupt;
+  }
+  EXPECT_EQ(corrupt, 40);
+}
+
+TEST_F(CheckpointTest, AnotherWriterForcesAFullRewrite) {
+  Map a(0, Hash<std::uint64_t>(5)), b(0, Hash<std::uint64_t>(5));
+  for (std::uint64_t k = 0; k < 1000; ++k) a[k] = 1;
+  for (std::uint64_t k = 0; k < 1000; ++k) b[k] = 2;
+  ASSERT_TRUE(a.checkpoint(path_).ok());
+  ASSERT_TRUE(b.checkpoint(path_).ok());  // b did not write the file: it rewrites it
+  a[5] = 7;
+  ASSERT_TRUE(a.checkpoint(path_).ok());  // the file is not as a left it: rewritten too
+  Map loaded = load();
+  EXPECT_EQ(loaded.at(5), 7u);
+  EXPECT_EQ(loaded.at(6), 1u);
+  // A copy starts without the link, a move keeps it.
+  Map copy = a;
+  copy[6] = 9;
+  ASSERT_TRUE(copy.checkpoint(path_).ok());
+  EXPECT_EQ(load().at(6), 9u);
+  Map moved = std::move(a);
+  moved[6] = 10;
+  ASSERT_TRUE(moved.checkpoint(path_).ok());
+  EXPECT_EQ(load().at(6), 10u);
+}
+
+TEST_F(CheckpointTest, WrongTypesAreRefused) {
+  Map m(0, Hash<std::uint64_t>(6));
+  m[1] = 2;
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  ExtendibleHashMap<std::uint32_t, std::uint64_t> other;
+  EXPECT_TRUE(decltype(other)::load(path_, &other).is_corruption());
+}
+
+}  // namespace
+}  // namespace sisu

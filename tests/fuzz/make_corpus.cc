@@ -81,5 +81,12 @@ int main(int argc, char** argv) {
   for (std::uint32_t k = 0; k < 1000; ++k) small[k] = static_cast<std::uint16_t>(k);
   ok &= save(small, dir + "/u32_u16.idx");
   ok &= engine_files(dir);
+  // A checkpoint file with three commits (the last two incremental).
+  Map c(0, sisu::Hash<std::uint64_t>(11));
+  for (int round = 0; round < 3; ++round) {
+    for (std::uint64_t k = 0; k < 400; ++k) c[k * 5 + static_cast<std::uint64_t>(round)] = k;
+    if (round == 2) c.erase(5);
+    ok &= c.checkpoint(dir + "/three.ckpt").ok();
+  }
   return ok ? 0 : 1;
 }

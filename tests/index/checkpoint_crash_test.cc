@@ -1,0 +1,121 @@
+// Checkpoints that really get killed: a child process changes a map and checkpoints it in a
+// loop, reporting each completed checkpoint through a pipe; the parent SIGKILLs it at a
+// random moment and loads the file, which must hold exactly the state of the last reported
+// checkpoint or of the one in flight (which may have completed before it was reported).
+// SISU_CRASH_ROUNDS sets the number of kills (scripts/crashtest runs many).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <unordered_map>
+
+#include "index/extendible_hash_map.h"
+
+namespace sisu {
+namespace {
+
+namespace fs = std::filesystem;
+using Map = ExtendibleHashMap<std::uint64_t, std::uint64_t>;
+using Model = std::unordered_map<std::uint64_t, std::uint64_t>;
+
+// Round r's changes: inserts, overwrites and erases over a key space that grows, so tables
+// split as well as change.
+template <class M>
+void apply_round(M& m, std::uint64_t seed, std::uint64_t round) {
+  std::mt19937_64 rng(seed * 7919 + round);
+  const std::uint64_t space = 2000 + round * 500;
+  for (int i = 0; i < 1500; ++i) {
+    const std::uint64_t k = rng() % space;
+    if (rng() % 5 == 0) {
+      m.erase(k);
+    } else {
+      m[k] = rng();
+    }
+  }
+}
+
+[[noreturn]] void child(const std::string& path, std::uint64_t seed, int fd) {
+  Map m(0, Hash<std::uint64_t>(seed));
+  for (std::uint64_t r = 0;; ++r) {
+    apply_round(m, seed, r);
+    if (!m.checkpoint(path).ok()) ::_exit(3);
+    if (::write(fd, &r, sizeof(r)) != sizeof(r)) ::_exit(4);
+  }
+}
+
+TEST(CheckpointCrash, LoadGivesTheLastCompletedCheckpoint) {
+  const char* env = std::getenv("SISU_CRASH_ROUNDS");
+  const int rounds = env != nullptr ? std::atoi(env) : 20;
+  const std::string path =
+      (fs::temp_directory_path() / ("sisu_ckpt_crash_" + std::to_string(::getpid()))).string();
+  std::mt19937_64 rng(99);
+  int loaded_rounds = 0;
+  for (int round = 0; round < rounds; ++round) {
+    fs::remove(path);
+    const std::uint64_t seed = rng();
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      child(path, seed, fds[1]);
+    }
+    ::close(fds[1]);
+    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    std::int64_t acked = -1;  // the last reported checkpoint
+    auto drain = [&] {
+      std::uint64_t r;
+      while (::read(fds[0], &r, sizeof(r)) == sizeof(r)) acked = static_cast<std::int64_t>(r);
+    };
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(5000 + rng() % 150000);
+    while (std::chrono::steady_clock::now() < deadline) {
+      drain();
+      ::usleep(300);
+    }
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << status;
+    drain();
+    ::close(fds[0]);
+
+    Map loaded;
+    const Status s = Map::load(path, &loaded);
+    if (acked < 0 && !s.ok()) continue;  // killed before the first checkpoint completed
+    ASSERT_TRUE(s.ok()) << "round " << round << " after " << acked << ": " << s.to_string();
+    // Which state is it? The acknowledged one, or the next.
+    Model model;
+    for (std::int64_t r = 0; r <= acked; ++r) apply_round(model, seed, static_cast<std::uint64_t>(r));
+    auto equal = [&](const Model& m) {
+      if (m.size() != loaded.size()) return false;
+      for (const auto& [k, v] : m) {
+        auto it = loaded.find(k);
+        if (it == loaded.end() || it->second != v) return false;
+      }
+      return true;
+    };
+    bool ok = acked >= 0 && equal(model);
+    if (!ok) {
+      apply_round(model, seed, static_cast<std::uint64_t>(acked + 1));
+      ok = equal(model);
+    }
+    ASSERT_TRUE(ok) << "round " << round << ": the file holds neither checkpoint " << acked
+                    << " nor the next";
+    ++loaded_rounds;
+  }
+  fs::remove(path);
+  EXPECT_GT(loaded_rounds, rounds / 2);
+}
+
+}  // namespace
+}  // namespace sisu

@@ -21,8 +21,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "index/index_file_format.h"
+#include "util/file.h"
+#include "util/status.h"
 
 namespace sisu::checkpoint_file {
 
@@ -48,5 +51,12 @@ struct CommitBody {
   std::uint32_t tables;
 };
 static_assert(sizeof(CommitBody) == 24);
+
+// Reads a checkpoint file: scans its frames, picks the last commit whose frames are all intact
+// (a bad frame after it is a torn tail; an intact commit after a bad frame is corruption), and
+// assembles the image save() would have written for that commit into *image, which the caller
+// then validates as an index file. *sequence is the commit's number.
+Status read_image(const FileReader& r, const std::string& path, std::string* image,
+                  std::uint64_t* sequence);
 
 }  // namespace sisu::checkpoint_file

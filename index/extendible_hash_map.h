@@ -85,6 +85,8 @@
 
 namespace sisu {
 
+class FileReader;  // util/file.h
+
 template <class Key, class Value, class Hash, class KeyEqual>
 class ExtendibleHashMap;
 
@@ -391,8 +393,7 @@ class ExtendibleHashMap {
                     std::vector<char>* image) const;
   template <class Reader>
   static Status load_image(Reader& r, const std::string& path, ExtendibleHashMap* out);
-  template <class Reader>
-  static Status load_checkpoint(Reader& r, const std::string& path, ExtendibleHashMap* out);
+  static Status load_checkpoint(FileReader& r, const std::string& path, ExtendibleHashMap* out);
   Status checkpoint_full(const std::string& path);
   static constexpr unsigned kHeaderBytes = 64;
   // A table is full at 15/16 of its slots. With SIMD over groups of 16 the probes stay short

@@ -517,130 +517,16 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint_full(const std::string& path) {
   return Status::OK();
 }
 
-// Scans the frames, takes the last commit whose frames are all intact, assembles the image
-// save() would have written for it, and loads that with every check load() makes.
+// Loads the image of the checkpoint file's last complete commit (checkpoint_file::read_image)
+// with every check load() makes.
 template <class K, class V, class H, class E>
-template <class Reader>
-Status ExtendibleHashMap<K, V, H, E>::load_checkpoint(Reader& r, const std::string& path,
+Status ExtendibleHashMap<K, V, H, E>::load_checkpoint(FileReader& r, const std::string& path,
                                                       ExtendibleHashMap* out) {
-  namespace c = checkpoint_file;
-  namespace f = index_file;
-  using index_internal::at_offset;
-  const std::uint64_t size = r.size();
-  f::FileHeader h;
-  if (size < sizeof(h)) return Status::corruption(path + ": too short for a checkpoint file");
-  if (Status s = r.read_at(0, &h, sizeof(h)); !s.ok()) return s;
-  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
-    return Status::corruption(at_offset(path, 0) + "checkpoint header checksum mismatch");
-  }
-  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(h)) {
-    return Status::corruption(path + ": unknown checkpoint format version " +
-                              std::to_string(h.format_version));
-  }
-  std::vector<std::uint64_t> page_offsets;  // intact page frames, in file order
-  std::vector<std::uint64_t> pages;         // the last intact commit's page list
-  c::CommitBody commit{};
-  bool committed = false;
-  std::vector<char> body;
-  // A frame's header is sane if its magic and checksum hold and its body fits.
-  auto sane = [&](const c::FrameHeader& fh, std::uint64_t at) {
-    return fh.magic == c::kFrameMagic &&
-           fh.crc == crc32c::value(&fh, offsetof(c::FrameHeader, crc)) &&
-           fh.body_bytes <= size - at - sizeof(fh) &&
-           ((fh.kind == c::kPageFrame && fh.body_bytes >= sizeof(f::TableHeader) &&
-             fh.body_bytes <= f::kMaxTableBytes + sizeof(f::TableHeader)) ||
-            (fh.kind == c::kCommitFrame && fh.body_bytes >= sizeof(c::CommitBody) &&
-             (fh.body_bytes - sizeof(c::CommitBody)) % 8 == 0));
-  };
-  std::uint64_t at = sizeof(h);
-  bool damaged = false;
-  while (size - at >= sizeof(c::FrameHeader)) {
-    c::FrameHeader fh;
-    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
-    if (!sane(fh, at)) {
-      damaged = true;
-      break;
-    }
-    body.resize(fh.body_bytes);
-    if (Status s = r.read_at(at + sizeof(fh), body.data(), body.size()); !s.ok()) return s;
-    if (fh.body_crc != crc32c::value(body.data(), body.size())) {
-      damaged = true;
-      break;
-    }
-    if (fh.kind == c::kPageFrame) {
-      page_offsets.push_back(at);
-    } else {
-      c::CommitBody cb;
-      std::memcpy(&cb, body.data(), sizeof(cb));
-      std::vector<std::uint64_t> list((fh.body_bytes - sizeof(cb)) / 8);
-      if (!list.empty()) std::memcpy(list.data(), body.data() + sizeof(cb), list.size() * 8);
-      // Every page it names must be an intact page frame before it, each named once (so the
-      // assembled image is never larger than the file).
-      std::vector<std::uint64_t> sorted = list;
-      std::sort(sorted.begin(), sorted.end());
-      const bool unique = std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
-      const bool known = std::all_of(sorted.begin(), sorted.end(), [&](std::uint64_t o) {
-        return std::binary_search(page_offsets.begin(), page_offsets.end(), o);
-      });
-      if (cb.tables != list.size() || !unique || !known) {
-        return Status::corruption(at_offset(path, at) +
-                                  "a commit names pages that are not in the file");
-      }
-      commit = cb;
-      pages = std::move(list);
-      committed = true;
-    }
-    at += sizeof(fh) + fh.body_bytes;
-  }
-  // A bad frame is a torn tail only if no intact commit follows it. A checkpoint syncs its
-  // pages before it appends its commit, and the previous commit before its pages, so a crash
-  // tears only frames after the last durable commit: an intact commit after a bad frame
-  // means the file was damaged, not torn. (Searched byte by byte: a damaged header does not
-  // say where the next frame starts.)
-  if (damaged) {
-    std::string tail(size - at, '\0');
-    if (Status s = r.read_at(at, tail.data(), tail.size()); !s.ok()) return s;
-    for (std::size_t i = 1; i + sizeof(c::FrameHeader) <= tail.size(); ++i) {
-      if (std::memcmp(tail.data() + i, &c::kFrameMagic, 4) != 0) continue;
-      c::FrameHeader fh;
-      std::memcpy(&fh, tail.data() + i, sizeof(fh));
-      if (!sane(fh, at + i) || fh.kind != c::kCommitFrame) continue;
-      if (fh.body_crc == crc32c::value(tail.data() + i + sizeof(fh), fh.body_bytes)) {
-        return Status::corruption(at_offset(path, at) +
-                                  "damaged frame before a later checkpoint's commit");
-      }
-    }
-  }
-  if (!committed) {
-    return Status::corruption(path + ": no complete checkpoint in the file");
-  }
-  // The image save() would have written: header, the pages' table records, footer.
   std::string image;
-  f::FileHeader ih = h;
-  std::memcpy(ih.magic, f::kMagic, sizeof(ih.magic));
-  ih.global_depth = commit.global_depth;
-  ih.entries = commit.entries;
-  ih.tables = commit.tables;
-  ih.crc = crc32c::value(&ih, offsetof(f::FileHeader, crc));
-  image.append(reinterpret_cast<const char*>(&ih), sizeof(ih));
-  for (std::uint64_t at : pages) {
-    c::FrameHeader fh;
-    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
-    const std::size_t from = image.size();
-    image.resize(from + fh.body_bytes);
-    if (Status s = r.read_at(at + sizeof(fh), image.data() + from, fh.body_bytes); !s.ok()) {
-      return s;
-    }
-  }
-  f::Footer ft{};
-  std::memcpy(ft.magic, f::kFooterMagic, sizeof(ft.magic));
-  ft.entries = commit.entries;
-  ft.body_bytes = image.size();
-  ft.tables = commit.tables;
-  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
-  image.append(reinterpret_cast<const char*>(&ft), sizeof(ft));
+  std::uint64_t sequence = 0;
+  if (Status s = checkpoint_file::read_image(r, path, &image, &sequence); !s.ok()) return s;
   index_internal::MemoryReader mr{image};
-  return load_image(mr, path + " (checkpoint " + std::to_string(commit.sequence) + ")", out);
+  return load_image(mr, path + " (checkpoint " + std::to_string(sequence) + ")", out);
 }
 
 }  // namespace sisu

@@ -8,9 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <vector>
 
+#include "index/checkpoint_format.h"
 #include "index/group.h"
 #include "util/crc32c.h"
+#include "util/file.h"
 
 namespace sisu {
 
@@ -86,7 +90,9 @@ IndexFile& IndexFile::operator=(IndexFile&& o) noexcept {
     map_ = o.map_;
     map_bytes_ = o.map_bytes_;
     section_offset_ = o.section_offset_;
-    data_ = o.data_;
+    owned_ = std::move(o.owned_);
+    checkpoint_sequence_ = o.checkpoint_sequence_;
+    data_ = owned_.empty() ? o.data_ : reinterpret_cast<const std::uint8_t*>(owned_.data());
     size_ = o.size_;
     header_ = o.header_;
     o.map_ = nullptr;
@@ -138,6 +144,17 @@ Status IndexFile::open_section(const std::string& path, std::uint64_t offset,
   v.section_offset_ = offset;
   v.data_ = static_cast<const std::uint8_t*>(map) + offset;
   v.size_ = size;
+  if (offset == 0 && std::memcmp(v.data_, checkpoint_file::kMagic, 8) == 0) {
+    // A checkpoint file: view the image of its last complete commit.
+    FileReader r;
+    if (Status st = r.open(path); !st.ok()) return st;
+    if (Status st = checkpoint_file::read_image(r, path, &v.owned_, &v.checkpoint_sequence_);
+        !st.ok()) {
+      return st;
+    }
+    v.data_ = reinterpret_cast<const std::uint8_t*>(v.owned_.data());
+    v.size_ = v.owned_.size();
+  }
   f::FileHeader& h = v.header_;
   std::memcpy(&h, v.data_, sizeof(h));
   if (Status st = f::check_header(h, path); !st.ok()) return st;
@@ -372,3 +389,132 @@ void IndexFile::for_each_entry(
 }
 
 }  // namespace sisu
+
+namespace sisu::checkpoint_file {
+namespace {
+std::string where(const std::string& path, std::uint64_t offset) {
+  return path + " at offset " + std::to_string(offset) + ": ";
+}
+}  // namespace
+
+Status read_image(const FileReader& r, const std::string& path, std::string* image,
+                  std::uint64_t* sequence) {
+  namespace f = index_file;
+  image->clear();
+  const std::uint64_t size = r.size();
+  f::FileHeader h;
+  if (size < sizeof(h)) return Status::corruption(path + ": too short for a checkpoint file");
+  if (Status s = r.read_at(0, &h, sizeof(h)); !s.ok()) return s;
+  if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
+    return Status::corruption(where(path, 0) + "checkpoint header checksum mismatch");
+  }
+  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(h)) {
+    return Status::corruption(path + ": unknown checkpoint format version " +
+                              std::to_string(h.format_version));
+  }
+  std::vector<std::uint64_t> page_offsets;  // intact page frames, in file order
+  std::vector<std::uint64_t> pages;         // the last intact commit's page list
+  CommitBody commit{};
+  bool committed = false;
+  std::vector<char> body;
+  // A frame's header is sane if its magic and checksum hold and its body fits.
+  auto sane = [&](const FrameHeader& fh, std::uint64_t at) {
+    return fh.magic == kFrameMagic &&
+           fh.crc == crc32c::value(&fh, offsetof(FrameHeader, crc)) &&
+           fh.body_bytes <= size - at - sizeof(fh) &&
+           ((fh.kind == kPageFrame && fh.body_bytes >= sizeof(f::TableHeader) &&
+             fh.body_bytes <= f::kMaxTableBytes + sizeof(f::TableHeader)) ||
+            (fh.kind == kCommitFrame && fh.body_bytes >= sizeof(CommitBody) &&
+             (fh.body_bytes - sizeof(CommitBody)) % 8 == 0));
+  };
+  std::uint64_t at = sizeof(h);
+  bool damaged = false;
+  while (size - at >= sizeof(FrameHeader)) {
+    FrameHeader fh;
+    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
+    if (!sane(fh, at)) {
+      damaged = true;
+      break;
+    }
+    body.resize(fh.body_bytes);
+    if (Status s = r.read_at(at + sizeof(fh), body.data(), body.size()); !s.ok()) return s;
+    if (fh.body_crc != crc32c::value(body.data(), body.size())) {
+      damaged = true;
+      break;
+    }
+    if (fh.kind == kPageFrame) {
+      page_offsets.push_back(at);
+    } else {
+      CommitBody cb;
+      std::memcpy(&cb, body.data(), sizeof(cb));
+      std::vector<std::uint64_t> list((fh.body_bytes - sizeof(cb)) / 8);
+      if (!list.empty()) std::memcpy(list.data(), body.data() + sizeof(cb), list.size() * 8);
+      // Every page it names must be an intact page frame before it, each named once (so the
+      // assembled image is never larger than the file).
+      std::vector<std::uint64_t> sorted = list;
+      std::sort(sorted.begin(), sorted.end());
+      const bool unique = std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+      const bool known = std::all_of(sorted.begin(), sorted.end(), [&](std::uint64_t o) {
+        return std::binary_search(page_offsets.begin(), page_offsets.end(), o);
+      });
+      if (cb.tables != list.size() || !unique || !known) {
+        return Status::corruption(where(path, at) +
+                                  "a commit names pages that are not in the file");
+      }
+      commit = cb;
+      pages = std::move(list);
+      committed = true;
+    }
+    at += sizeof(fh) + fh.body_bytes;
+  }
+  // A bad frame is a torn tail only if no intact commit follows it. A checkpoint syncs its
+  // pages before it appends its commit, and the previous commit before its pages, so a crash
+  // tears only frames after the last durable commit: an intact commit after a bad frame
+  // means the file was damaged, not torn. (Searched byte by byte: a damaged header does not
+  // say where the next frame starts.)
+  if (damaged) {
+    std::string tail(size - at, '\0');
+    if (Status s = r.read_at(at, tail.data(), tail.size()); !s.ok()) return s;
+    for (std::size_t i = 1; i + sizeof(FrameHeader) <= tail.size(); ++i) {
+      if (std::memcmp(tail.data() + i, &kFrameMagic, 4) != 0) continue;
+      FrameHeader fh;
+      std::memcpy(&fh, tail.data() + i, sizeof(fh));
+      if (!sane(fh, at + i) || fh.kind != kCommitFrame) continue;
+      if (fh.body_crc == crc32c::value(tail.data() + i + sizeof(fh), fh.body_bytes)) {
+        return Status::corruption(where(path, at) +
+                                  "damaged frame before a later checkpoint's commit");
+      }
+    }
+  }
+  if (!committed) {
+    return Status::corruption(path + ": no complete checkpoint in the file");
+  }
+  // The image save() would have written: header, the pages' table records, footer.
+  f::FileHeader ih = h;
+  std::memcpy(ih.magic, f::kMagic, sizeof(ih.magic));
+  ih.global_depth = commit.global_depth;
+  ih.entries = commit.entries;
+  ih.tables = commit.tables;
+  ih.crc = crc32c::value(&ih, offsetof(f::FileHeader, crc));
+  image->append(reinterpret_cast<const char*>(&ih), sizeof(ih));
+  for (std::uint64_t at : pages) {
+    FrameHeader fh;
+    if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
+    const std::size_t from = image->size();
+    image->resize(from + fh.body_bytes);
+    if (Status s = r.read_at(at + sizeof(fh), image->data() + from, fh.body_bytes); !s.ok()) {
+      return s;
+    }
+  }
+  f::Footer ft{};
+  std::memcpy(ft.magic, f::kFooterMagic, sizeof(ft.magic));
+  ft.entries = commit.entries;
+  ft.body_bytes = image->size();
+  ft.tables = commit.tables;
+  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
+  image->append(reinterpret_cast<const char*>(&ft), sizeof(ft));
+  *sequence = commit.sequence;
+  return Status::OK();
+}
+
+}  // namespace sisu::checkpoint_file

@@ -1,5 +1,5 @@
-// IndexFile: a read-only view of a saved index file (index_file_format.h), whatever key and
-// value types wrote it. The `sisu` tool's inspect, verify and dump read files through it.
+// IndexFile: a read-only view of a saved index file (index_file_format.h) or checkpoint file
+// (checkpoint_format.h), whatever key and value types wrote it. The `sisu` tool's inspect, verify and dump read files through it.
 //
 //   open():     maps the file read-only; checks the header (magic, checksum, version, sizes)
 //               and the footer (magic, checksum, agreement with the header). Cheap: two
@@ -79,7 +79,12 @@ class IndexFile {
   std::uint64_t section_offset() const { return section_offset_; }
 
   const std::string& path() const { return path_; }
-  std::uint64_t file_bytes() const { return size_; }
+  // The bytes viewed: the file, the section, or a checkpoint's assembled image.
+  std::uint64_t file_bytes() const { return checkpoint_sequence_ != 0 ? map_bytes_ : size_; }
+  // For a checkpoint file (ExtendibleHashMap::checkpoint), the view is the image of its last
+  // complete commit, assembled in memory; this is that commit's number (0: not a checkpoint).
+  // Offsets that verify() reports are then offsets in that image.
+  std::uint64_t checkpoint_sequence() const { return checkpoint_sequence_; }
   const index_file::FileHeader& header() const { return header_; }
 
   // Every fault in the file, in file order; empty when the file is intact. `progress`, when
@@ -111,7 +116,9 @@ class IndexFile {
   void* map_ = nullptr;  // the whole file
   std::uint64_t map_bytes_ = 0;
   std::uint64_t section_offset_ = 0;
-  const std::uint8_t* data_ = nullptr;  // the index: map_ + section_offset_
+  std::string owned_;  // a checkpoint's assembled image
+  std::uint64_t checkpoint_sequence_ = 0;
+  const std::uint8_t* data_ = nullptr;  // the index: map_ + section_offset_, or owned_
   std::uint64_t size_ = 0;
   index_file::FileHeader header_{};
 };

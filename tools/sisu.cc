@@ -98,6 +98,7 @@ Json index_json(const sisu::IndexFile& file, std::size_t faults) {
   j["hash_version"] = h.hash_version;
   j["hash_seed"] = h.hash_seed;
   j["faults"] = faults;
+  if (file.checkpoint_sequence() != 0) j["checkpoint_sequence"] = file.checkpoint_sequence();
   return j;
 }
 
@@ -156,7 +157,12 @@ int inspect(const std::string& path, bool json) {
     std::printf("%s\n", index_json(file, faults).dump(2).c_str());
     return faults == 0 ? 0 : 1;
   }
-  std::printf("sisu index file %s\n", path.c_str());
+  if (file.checkpoint_sequence() != 0) {
+    std::printf("sisu checkpoint file %s (commit %" PRIu64 ", whose tables are shown)\n",
+                path.c_str(), file.checkpoint_sequence());
+  } else {
+    std::printf("sisu index file %s\n", path.c_str());
+  }
   print_index_block(file, faults, "");
   return faults == 0 ? 0 : 1;
 }
@@ -176,9 +182,14 @@ int verify(const std::string& path) {
       })
                     : file.verify();
   if (show_progress) std::fprintf(stderr, "\r\033[K");
+  // A checkpoint's faults are in the image of its commit, assembled from its page frames.
+  const std::string where = file.checkpoint_sequence() == 0
+                                ? path
+                                : path + " (commit " + std::to_string(file.checkpoint_sequence()) +
+                                      " image)";
   for (const sisu::IndexFileFault& f : faults) {
-    std::printf("%s at offset %" PRIu64 " (0x%" PRIx64 "): %s\n", path.c_str(), f.offset, f.offset,
-                f.what.c_str());
+    std::printf("%s at offset %" PRIu64 " (0x%" PRIx64 "): %s\n", where.c_str(), f.offset,
+                f.offset, f.what.c_str());
   }
   if (!faults.empty()) return 1;
   std::printf("%s: intact (%" PRIu64 " entries, %u tables)\n", path.c_str(), file.header().entries,

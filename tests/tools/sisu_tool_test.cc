@@ -421,3 +421,32 @@ TEST_F(DbToolTest, VerifyFindsDamageWithFileAndOffset) {
 
 }  // namespace
 }  // namespace sisu
+
+namespace sisu {
+namespace {
+
+TEST_F(ToolTest, CheckpointFilesAreInspectedAsTheirLastCommit) {
+  Map m = sample(3000);
+  const std::string ckpt = path("map.ckpt");
+  ASSERT_TRUE(m.checkpoint(ckpt).ok());
+  m[999999] = 1;
+  ASSERT_TRUE(m.checkpoint(ckpt).ok());
+  ToolRun r = sisu("inspect --json " + ckpt);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["entries"].get<std::size_t>(), m.size());
+  EXPECT_EQ(j["checkpoint_sequence"].get<std::uint64_t>(), 2u);
+  EXPECT_EQ(j["file_bytes"].get<std::uint64_t>(), fs::file_size(ckpt));
+  EXPECT_EQ(sisu("verify " + ckpt).rc, 0);
+  r = sisu("dump " + ckpt);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), static_cast<long>(m.size()));
+  // Damage before the last commit: every command refuses it.
+  std::string bytes = slurp(ckpt);
+  bytes[200] ^= 4;
+  spit(ckpt, bytes);
+  EXPECT_EQ(sisu("verify " + ckpt).rc, 1);
+  EXPECT_NE(sisu("inspect " + ckpt).rc, 0);
+}
+
+}  // namespace
+}  // namespace sisu

@@ -14,6 +14,7 @@
 // user bytes after the fill (both engines with their memtables flushed).
 //
 // Usage: db_bench [--num N] [--sync-num N] [--reps R] [--dir D] [--engines sisu,rocksdb]
+//                 [--memtable-mb M]   (both engines' memtable size; default 64)
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -41,7 +42,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMemtableBytes = 64 << 20;
+std::size_t memtable_bytes = 64 << 20;  // --memtable-mb
 constexpr std::size_t kValueBytes = 100;
 
 // The engines behind one small interface.
@@ -61,7 +62,7 @@ class SisuEngine final : public Engine {
   const char* name() const override { return "sisu"; }
   bool open(const std::string& dir, bool sync) override {
     sisu::Options o;
-    o.memtable_bytes = kMemtableBytes;
+    o.memtable_bytes = memtable_bytes;
     o.sync = sync;
     return sisu::DB::open(o, dir, &db_).ok();
   }
@@ -80,7 +81,7 @@ class RocksEngine final : public Engine {
   bool open(const std::string& dir, bool sync) override {
     rocksdb::Options o;
     o.create_if_missing = true;
-    o.write_buffer_size = kMemtableBytes;
+    o.write_buffer_size = memtable_bytes;
     wo_.sync = sync;
     rocksdb::DB* db = nullptr;
     if (!rocksdb::DB::Open(o, dir, &db).ok()) return false;
@@ -257,6 +258,7 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(v);
     else if (a == "--dir") dir = v;
     else if (a == "--engines") engines = v;
+    else if (a == "--memtable-mb") memtable_bytes = std::stoull(v) << 20;
   }
   fs::create_directories(dir);
   std::vector<std::unique_ptr<Engine>> es;
@@ -272,8 +274,8 @@ int main(int argc, char** argv) {
   const char* rows[] = {"fillrandom",   "readrandom", "overwrite", "fill2threads",
                         "readwhilewriting", "fillsync_1", "fillsync_4", "write_amp_fill",
                         "write_amp_overwrite", "space_amp"};
-  std::printf("db_bench: num=%" PRIu64 " sync_num=%" PRIu64 " reps=%d (median)\n", num, sync_num,
-              reps);
+  std::printf("db_bench: num=%" PRIu64 " sync_num=%" PRIu64 " reps=%d memtable=%zu MiB (median)\n",
+              num, sync_num, reps, memtable_bytes >> 20);
   std::printf("%-20s", "benchmark");
   for (auto& e : es) std::printf(" %14s", e->name());
   if (es.size() == 2) std::printf(" %10s", "ratio");

@@ -313,33 +313,53 @@ struct DB::Impl {
 
   // --- background: flush and compaction -----------------------------------------------------
 
-  // The newest tables to merge (a prefix of version->tables), or 0 for none. Size-tiered:
-  // from the newest table, take the next older one while it is no larger than all taken so
-  // far together, so that tables merge like a binary counter and each byte is rewritten about
-  // log2(database / memtable) times. If that finds no run of two, merge the newest tables
-  // that bring the count back under the trigger.
-  std::size_t pick_compaction() const {
+  // A run of adjacent tables to merge: version->tables[begin, begin + count), newest first.
+  struct Pick {
+    std::size_t begin = 0, count = 0;
+  };
+
+  // Size-tiered, as RocksDB's universal compaction: from each table in turn (newest first),
+  // take the next older one while it is no larger than all taken so far together; the first
+  // run of two or more is merged. Equal flushes thus merge like a binary counter, and each
+  // byte is rewritten about log2(database / memtable) times. If no table starts such a run,
+  // merge the adjacent tables of least total size that bring the count back under the
+  // trigger (never "the newest ones", which would rewrite an ever-growing table per flush).
+  Pick pick_compaction() const {
     const auto& t = version->tables;
     const std::size_t n = t.size();
-    if (n < static_cast<std::size_t>(std::max(2, options.compaction_trigger))) return 0;
-    std::size_t k = 1;
-    std::uint64_t sum = t[0]->file_bytes();
-    while (k < n && t[k]->file_bytes() <= sum) sum += t[k++]->file_bytes();
-    if (k < 2) k = n - static_cast<std::size_t>(std::max(2, options.compaction_trigger)) + 2;
-    return std::min(k, n);
+    const auto trigger = static_cast<std::size_t>(std::max(2, options.compaction_trigger));
+    if (n < trigger) return {};
+    for (std::size_t b = 0; b + 1 < n; ++b) {
+      std::size_t k = 1;
+      std::uint64_t sum = t[b]->file_bytes();
+      while (b + k < n && t[b + k]->file_bytes() <= sum) sum += t[b + k++]->file_bytes();
+      if (k >= 2) return {b, k};
+    }
+    const std::size_t width = n - trigger + 2;
+    Pick best{0, width};
+    std::uint64_t best_sum = UINT64_MAX;
+    for (std::size_t b = 0; b + width <= n; ++b) {
+      std::uint64_t sum = 0;
+      for (std::size_t i = b; i < b + width; ++i) sum += t[i]->file_bytes();
+      if (sum < best_sum) {
+        best_sum = sum;
+        best.begin = b;
+      }
+    }
+    return best;
   }
 
   void background() {
     std::unique_lock l(mu);
     for (;;) {
-      std::size_t pick = 0;
+      Pick pick;
       bool manual = false;
       bg_cv.wait(l, [&] {
         if (shutting_down) return true;
         if (!bg_error.ok()) return false;
         manual = manual_requested > manual_done;
-        pick = manual ? version->tables.size() : pick_compaction();
-        return !frozen.empty() || manual || pick > 0;
+        pick = manual ? Pick{0, version->tables.size()} : pick_compaction();
+        return !frozen.empty() || manual || pick.count > 0;
       });
       if (shutting_down) return;
       if (!frozen.empty()) {
@@ -347,7 +367,7 @@ struct DB::Impl {
         if (!s.ok()) set_error(s);
       } else {
         const std::uint64_t ticket = manual_requested;
-        Status s = compact_newest(l, pick);
+        Status s = compact(l, pick);
         if (!s.ok()) set_error(s);
         if (manual) manual_done = ticket;
       }
@@ -426,42 +446,49 @@ struct DB::Impl {
     return TableReader::open(env, path, number, out);
   }
 
-  // Merges the newest k tables into one: for each key the newest record wins; tombstones are
-  // dropped when the merge includes the oldest table (nothing older can hold the key).
-  Status compact_newest(std::unique_lock<std::mutex>& l, std::size_t k) {
+  // Merges a run of adjacent tables into one: for each key the newest record wins;
+  // tombstones are dropped when the run includes the oldest table (nothing older can hold
+  // the key). The output takes the run's place in the age order.
+  Status compact(std::unique_lock<std::mutex>& l, Pick pick) {
     std::shared_ptr<const Version> base = version;
-    k = std::min(k, base->tables.size());
-    if (k == 0 || (k == 1 && base->tables[0]->tombstones() == 0)) return Status::OK();
-    const bool bottom = k == base->tables.size();
+    const auto& all = base->tables;
+    if (pick.begin + pick.count > all.size()) return Status::OK();
+    const std::vector<std::shared_ptr<TableReader>> run(
+        all.begin() + static_cast<std::ptrdiff_t>(pick.begin),
+        all.begin() + static_cast<std::ptrdiff_t>(pick.begin + pick.count));
+    if (run.empty() || (run.size() == 1 && run[0]->tombstones() == 0)) return Status::OK();
+    const bool bottom = pick.begin + pick.count == all.size();
     const std::uint64_t number = next_file++;
     l.unlock();
     std::uint64_t expected = 0;
-    for (std::size_t i = 0; i < k; ++i) expected += base->tables[i]->entries();
+    for (const auto& t : run) expected += t->entries();
     bool empty_output = true;
     std::shared_ptr<TableReader> table;
     Status s = write_table(number, expected, [&](TableBuilder& b) {
-      return merge_tables(base->tables, k, bottom, [&](const TableRecord& r) {
+      return merge_tables(run, bottom, [&](const TableRecord& r) {
         empty_output = false;
         return b.add(r.hash, r.type, r.key, r.value);
       });
     }, &table, &compaction_bytes);
     l.lock();
     if (!s.ok()) return s;
+    // Only this thread changes the version, so `all` is still current.
     auto v = std::make_shared<Version>();
+    v->tables.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(pick.begin));
     if (!empty_output) v->tables.push_back(table);
-    v->tables.insert(v->tables.end(), base->tables.begin() + static_cast<std::ptrdiff_t>(k),
-                     base->tables.end());
+    v->tables.insert(v->tables.end(),
+                     all.begin() + static_cast<std::ptrdiff_t>(pick.begin + pick.count), all.end());
     if (empty_output) table->mark_obsolete();
     if (s = install(l, std::move(v), logged_from, false); !s.ok()) return s;
-    for (std::size_t i = 0; i < k; ++i) base->tables[i]->mark_obsolete();
+    for (const auto& t : run) t->mark_obsolete();
     compactions.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();
   }
 
-  // A k-way merge of tables[0, k) (newest first) in (hash, key) order.
+  // A k-way merge of tables (newest first) in (hash, key) order.
   template <class Emit>
   static Status merge_tables(const std::vector<std::shared_ptr<TableReader>>& tables,
-                             std::size_t k, bool drop_tombstones, Emit&& emit) {
+                             bool drop_tombstones, Emit&& emit) {
     struct Cursor {
       const TableReader* t;
       std::size_t age;  // 0 = newest
@@ -483,7 +510,7 @@ struct DB::Impl {
       std::push_heap(heap.begin(), heap.end(), later);
       return Status::OK();
     };
-    for (std::size_t i = 0; i < k; ++i) {
+    for (std::size_t i = 0; i < tables.size(); ++i) {
       if (Status s = advance(Cursor{tables[i].get(), i, 0, {}}); !s.ok()) return s;
     }
     bool have_last = false;

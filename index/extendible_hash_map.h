@@ -388,6 +388,7 @@ class ExtendibleHashMap {
 
   // --- persistence internals (extendible_hash_map_file.h) -----------------------------------
   struct Table;
+  index_file::FileHeader file_header(const char (&magic)[8]) const;
   // Table t's record as save() writes it: the header (checksum set) and the payload image.
   void table_record(Table* t, bool overflow, index_file::TableHeader* th,
                     std::vector<char>* image) const;

@@ -39,6 +39,26 @@ inline std::string at_offset(const std::string& path, std::uint64_t offset) {
 
 }  // namespace index_internal
 
+// The header fields that describe this map's layout and hash; the caller sets the counts
+// and the checksum.
+template <class K, class V, class H, class E>
+index_file::FileHeader ExtendibleHashMap<K, V, H, E>::file_header(const char (&magic)[8]) const {
+  namespace f = index_file;
+  f::FileHeader h{};
+  std::memcpy(h.magic, magic, sizeof(h.magic));
+  h.format_version = f::kFormatVersion;
+  h.header_bytes = sizeof(f::FileHeader);
+  h.key_bytes = sizeof(K);
+  h.value_bytes = sizeof(V);
+  h.slot_bytes = sizeof(value_type);
+  h.alignments = static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V));
+  if constexpr (index_internal::SeededHasher<H>) {
+    h.hash_seed = hash_.seed();
+    h.hash_version = hash_internal::SeededHash::kVersion;
+  }
+  return h;
+}
+
 // A table's record: its header, then its metadata and slots as in memory, with the slots that
 // hold no entry zeroed (they may hold the bytes of erased entries).
 template <class K, class V, class H, class E>
@@ -98,18 +118,7 @@ Status ExtendibleHashMap<K, V, H, E>::write_to(Sink& sink) const {
 
   std::uint32_t tables = 0;
   if (dir_ != nullptr) for_each_table([&](Table*) { ++tables; });
-  f::FileHeader h{};
-  std::memcpy(h.magic, f::kMagic, sizeof(h.magic));
-  h.format_version = f::kFormatVersion;
-  h.header_bytes = sizeof(f::FileHeader);
-  h.key_bytes = sizeof(K);
-  h.value_bytes = sizeof(V);
-  h.slot_bytes = sizeof(value_type);
-  h.alignments = static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V));
-  if constexpr (index_internal::SeededHasher<H>) {
-    h.hash_seed = hash_.seed();
-    h.hash_version = hash_internal::SeededHash::kVersion;
-  }
+  f::FileHeader h = file_header(f::kMagic);
   h.global_depth = global_depth_;
   h.entries = size_;
   h.tables = tables;
@@ -474,18 +483,7 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint_full(const std::string& path) {
   st->path = path;
   AtomicFileWriter w(path);
   if (Status s = w.open(); !s.ok()) return s;
-  f::FileHeader h{};
-  std::memcpy(h.magic, c::kMagic, sizeof(h.magic));
-  h.format_version = f::kFormatVersion;
-  h.header_bytes = sizeof(f::FileHeader);
-  h.key_bytes = sizeof(K);
-  h.value_bytes = sizeof(V);
-  h.slot_bytes = sizeof(value_type);
-  h.alignments = static_cast<std::uint32_t>(alignof(K) << 16 | alignof(V));
-  if constexpr (index_internal::SeededHasher<H>) {
-    h.hash_seed = hash_.seed();
-    h.hash_version = hash_internal::SeededHash::kVersion;
-  }
+  f::FileHeader h = file_header(c::kMagic);
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
   Status status = w.append(&h, sizeof(h));
   std::vector<std::uint64_t> offsets;

@@ -17,6 +17,22 @@ Status errno_status(const std::string& what, const std::string& path) {
   return Status::io_error(what + " " + path + ": " + std::strerror(errno));
 }
 
+// Writes all of `data`, retrying short writes and EINTR.
+Status write_all(int fd, const std::string& data, const std::string& path) {
+  const char* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_status("cannot write", path);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return Status::OK();
+}
+
 std::string dir_of(const std::string& path) {
   const std::size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -49,19 +65,9 @@ Status AtomicFileWriter::open() {
 }
 
 Status AtomicFileWriter::flush_buffer() {
-  const char* p = buffer_.data();
-  std::size_t left = buffer_.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("cannot write", tmp_path_);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+  Status s = write_all(fd_, buffer_, tmp_path_);
   buffer_.clear();
-  return Status::OK();
+  return s;
 }
 
 Status AtomicFileWriter::append(const void* data, std::size_t n) {
@@ -149,19 +155,9 @@ Status AppendFileWriter::open(const std::string& path, std::uint64_t expected_by
 }
 
 Status AppendFileWriter::flush_buffer() {
-  const char* p = buffer_.data();
-  std::size_t left = buffer_.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_status("cannot write", path_);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+  Status s = write_all(fd_, buffer_, path_);
   buffer_.clear();
-  return Status::OK();
+  return s;
 }
 
 Status AppendFileWriter::append(const void* data, std::size_t n) {

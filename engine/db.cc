@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <random>
 #include <thread>
 #include <vector>
@@ -150,6 +151,12 @@ struct DB::Impl {
     if (batch != nullptr) {
       if (Status s = WriteBatchAccess::status(*batch); !s.ok()) return s;
       if (batch->count() == 0) return Status::OK();
+      // A WAL record's length is 32 bits.
+      if (WriteBatchAccess::rep(*batch).size() > DB::kMaxBatchBytes) {
+        return Status::invalid_argument("batch of " +
+                                        std::to_string(WriteBatchAccess::rep(*batch).size()) +
+                                        " bytes exceeds DB::kMaxBatchBytes");
+      }
     }
     Writer w;
     w.batch = batch;
@@ -193,11 +200,17 @@ struct DB::Impl {
       if (s.ok() && options.sync) s = f->sync();
       if (s.ok()) {
         std::uint64_t next = first;
-        for (Writer* x : group) {
-          for_each_op(WriteBatchAccess::rep(*x->batch),
-                      [&](std::uint64_t, RecordType type, std::string_view k, std::string_view v) {
-                        m->add(next++, type, k, v, hash(k));
-                      });
+        try {
+          for (Writer* x : group) {
+            for_each_op(WriteBatchAccess::rep(*x->batch),
+                        [&](std::uint64_t, RecordType type, std::string_view k,
+                            std::string_view v) { m->add(next++, type, k, v, hash(k)); });
+          }
+        } catch (const std::bad_alloc&) {
+          // The group is in the log but only partly in the memtable, invisible there (its
+          // sequence numbers are never published). Fail it, and every write after it; a
+          // reopen replays it whole.
+          s = Status::io_error("out of memory applying a commit group to the memtable");
         }
       }
       l.lock();
@@ -265,14 +278,15 @@ struct DB::Impl {
         state_cv.wait(l);
         continue;
       }
+      // The old segment is synced before the new one exists, so that, without
+      // Options::sync, a power loss cannot keep the new segment's writes and lose the old
+      // one's (a hole), and a torn record can only ever end the newest segment.
+      Status s = log->sync();
       const std::uint64_t number = next_file++;
       std::unique_ptr<WritableFile> f;
-      Status s = env->new_writable_file(log_file_name(dir, number), &f);
+      if (s.ok()) s = env->new_writable_file(log_file_name(dir, number), &f);
       if (s.ok()) f->preallocate_ahead(kWalPreallocateBytes);
       if (s.ok()) s = env->sync_dir(dir);
-      // The old segment is synced so that, without Options::sync, a power loss cannot keep
-      // the new segment's writes and lose the old one's (a hole).
-      if (s.ok()) s = log->sync();
       if (s.ok()) s = log->close();
       if (!s.ok()) {
         set_error(s);
@@ -598,8 +612,19 @@ struct DB::Impl {
     std::sort(logs.begin(), logs.end());
     const std::uint64_t new_log = next_file++;
     mem = std::make_shared<MemTable>(block_bytes(), logs.empty() ? new_log : logs.front());
+    // A torn record may end the newest non-empty segment (a crash can leave an empty newer
+    // one behind it); anywhere else a bad record is corruption.
+    std::size_t last_nonempty = logs.size();
+    for (std::size_t i = logs.size(); i-- > 0;) {
+      std::unique_ptr<MappedFile> f;
+      if (Status s = env->map_file(log_file_name(dir, logs[i]), &f); !s.ok()) return s;
+      if (f->size() > 0) {
+        last_nonempty = i;
+        break;
+      }
+    }
     for (std::size_t i = 0; i < logs.size(); ++i) {
-      if (Status s = replay(logs[i], i + 1 == logs.size()); !s.ok()) return s;
+      if (Status s = replay(logs[i], i >= last_nonempty); !s.ok()) return s;
     }
     visible_sequence.store(last_sequence, std::memory_order_release);
     for (const std::string& n : obsolete) (void)env->remove_file(dir + "/" + n);
@@ -615,7 +640,7 @@ struct DB::Impl {
 
   // Applies one WAL segment's batches to the memtable. A record that fails its checksum or
   // runs past the end is a torn tail in the last segment (cut off, so that nothing is ever
-  // appended after it) and corruption anywhere else.
+  // appended after it) and corruption anywhere else. The segment is synced either way.
   Status replay(std::uint64_t number, bool last) {
     const std::string path = log_file_name(dir, number);
     std::string data;
@@ -630,13 +655,17 @@ struct DB::Impl {
       malformed = !ok;
       return ok;
     });
-    if (good == data.size()) return Status::OK();
-    if (!last || malformed) {
-      return Status::corruption(path + " at offset " + std::to_string(good) +
-                                (malformed ? ": malformed batch" : ": damaged record") +
-                                " before the end of the log");
+    if (good < data.size()) {
+      if (!last || malformed) {
+        return Status::corruption(path + " at offset " + std::to_string(good) +
+                                  (malformed ? ": malformed batch" : ": damaged record") +
+                                  " before the end of the log");
+      }
+      return env->truncate_file(path, good);  // synced
     }
-    return env->truncate_file(path, good);
+    // What was replayed may have been only in the page cache (after kill -9): make it
+    // durable before any newer write can be, or a power loss could keep those and lose it.
+    return env->sync_file(path);
   }
 };
 

@@ -112,6 +112,9 @@ class DB {
 
   static constexpr std::size_t kMaxKeyBytes = 64 << 10;
   static constexpr std::size_t kMaxValueBytes = 64 << 20;
+  // A batch's encoding (about its keys and values plus 9 bytes per op) is one WAL record,
+  // whose length field is 32 bits: larger batches are invalid_argument.
+  static constexpr std::size_t kMaxBatchBytes = std::size_t{1} << 31;
 
   struct Impl;
 

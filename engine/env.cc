@@ -188,6 +188,10 @@ class PosixEnv final : public Env {
     if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) {
       return errno_status("cannot truncate", path);
     }
+    return sync_file(path);
+  }
+
+  Status sync_file(const std::string& path) override {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return errno_status("cannot open", path);
     const int rc = ::fdatasync(fd);

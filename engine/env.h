@@ -65,7 +65,10 @@ class Env {
   virtual Status list_dir(const std::string& dir, std::vector<std::string>* names) = 0;
   virtual Status remove_file(const std::string& path) = 0;
   virtual Status rename_file(const std::string& from, const std::string& to) = 0;
+  // Truncates and syncs.
   virtual Status truncate_file(const std::string& path, std::uint64_t size) = 0;
+  // fdatasyncs a file that this process did not necessarily write.
+  virtual Status sync_file(const std::string& path) = 0;
   virtual Status sync_dir(const std::string& dir) = 0;
   virtual Status create_dir(const std::string& dir) = 0;  // OK if it exists
   virtual bool file_exists(const std::string& path) = 0;

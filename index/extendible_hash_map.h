@@ -103,6 +103,7 @@ struct CheckpointState {
     std::uint64_t bytes;    // of the frame
   };
   std::string path;
+  std::uint64_t file_device = 0, file_inode = 0;  // which file: a rename makes another
   std::uint64_t file_bytes = 0;  // the file as this map left it
   std::uint64_t live_bytes = 0;  // frames the last commit uses (the rest is dead)
   std::uint64_t sequence = 0;

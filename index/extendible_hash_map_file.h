@@ -420,7 +420,7 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint(const std::string& path) {
     return checkpoint_full(path);
   }
   AppendFileWriter w;
-  if (Status s = w.open(path, st->file_bytes); !s.ok()) {
+  if (Status s = w.open(path, FileId{st->file_device, st->file_inode}, st->file_bytes); !s.ok()) {
     checkpoint_.state.reset();
     return s.is_corruption() ? checkpoint_full(path) : s;
   }
@@ -508,7 +508,11 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint_full(const std::string& path) {
                                           offsets.data(), offsets.size() * 8);
   }
   if (status.ok()) status = w.commit();
+  FileId id;
+  if (status.ok()) status = file_id(path, &id);
   if (!status.ok()) return status;
+  st->file_device = id.device;
+  st->file_inode = id.inode;
   st->file_bytes = st->live_bytes = w.bytes_written();
   st->sequence = 1;
   checkpoint_.state = std::move(st);

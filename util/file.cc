@@ -139,12 +139,22 @@ AppendFileWriter::~AppendFileWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Status AppendFileWriter::open(const std::string& path, std::uint64_t expected_bytes) {
+Status file_id(const std::string& path, FileId* out) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return errno_status("cannot stat", path);
+  *out = FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  return Status::OK();
+}
+
+Status AppendFileWriter::open(const std::string& path, const FileId& expected,
+                              std::uint64_t expected_bytes) {
   path_ = path;
   fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd_ < 0) return errno_status("cannot open", path);
   struct stat st;
   if (::fstat(fd_, &st) != 0) return errno_status("cannot stat", path);
+  const FileId id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  if (id != expected) return Status::corruption(path + ": replaced by another writer");
   if (static_cast<std::uint64_t>(st.st_size) != expected_bytes) {
     return Status::corruption(path + ": changed by another writer (" +
                               std::to_string(st.st_size) + " bytes, expected " +

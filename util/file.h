@@ -42,6 +42,13 @@ class AtomicFileWriter {
   std::string buffer_;  // appends are gathered into large writes
 };
 
+// Which file a path names: a file replaced by rename is another file, whatever its size.
+struct FileId {
+  std::uint64_t device = 0, inode = 0;
+  friend bool operator==(const FileId&, const FileId&) = default;
+};
+Status file_id(const std::string& path, FileId* out);
+
 // Appends to the end of an existing file, which must still be `expected_bytes` long (so that a
 // writer never appends after bytes it did not write itself), then fdatasyncs. What a crash
 // leaves is the old content plus a prefix of the appended bytes: the reader must tell a
@@ -53,8 +60,9 @@ class AppendFileWriter {
   AppendFileWriter(const AppendFileWriter&) = delete;
   AppendFileWriter& operator=(const AppendFileWriter&) = delete;
 
-  // io_error if it cannot be opened; corruption if its size is not expected_bytes.
-  Status open(const std::string& path, std::uint64_t expected_bytes);
+  // io_error if it cannot be opened; corruption if it is not the file (device, inode) this
+  // writer expects or its size is not expected_bytes.
+  Status open(const std::string& path, const FileId& expected, std::uint64_t expected_bytes);
   Status append(const void* data, std::size_t n);
   // Writes what is buffered and fdatasyncs.
   Status sync();

@@ -45,6 +45,10 @@ class FaultEnv final : public Env {
   Status truncate_file(const std::string& p, std::uint64_t n) override {
     return base()->truncate_file(p, n);
   }
+  Status sync_file(const std::string& p) override {
+    if (fail_sync_.load()) return fault("sync " + p);
+    return base()->sync_file(p);
+  }
   Status sync_dir(const std::string& d) override {
     if (fail_sync_.load()) return fault("sync " + d);
     return base()->sync_dir(d);

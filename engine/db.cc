@@ -83,6 +83,7 @@ struct DB::Impl {
   std::uint64_t next_file = 1;
   std::uint64_t last_sequence = 0;  // assigned (by the leader, under mu)
   std::uint64_t logged_from = 0;    // the manifest's log_number
+  std::string group_buffer;         // the leader's: a commit group's framed records
   Status bg_error;                  // sticky: once set, writes fail with it
   bool shutting_down = false;
   std::uint64_t manual_requested = 0, manual_done = 0;
@@ -172,7 +173,8 @@ struct DB::Impl {
     Status s = make_room(l, batch == nullptr);
     std::vector<Writer*> group{&w};
     if (s.ok() && batch != nullptr) {
-      std::string buf;
+      std::string& buf = group_buffer;  // reused: its capacity stays between groups
+      buf.clear();
       std::uint64_t seq = last_sequence + 1;
       std::uint64_t user = 0;
       for (std::size_t i = 0; i < writers.size(); ++i) {
@@ -217,6 +219,7 @@ struct DB::Impl {
       if (s.ok()) {
         visible_sequence.store(last, std::memory_order_release);
         wal_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
+        if (buf.capacity() > 4 * kMaxGroupBytes) std::string().swap(buf);  // after a huge batch
         user_bytes.fetch_add(user, std::memory_order_relaxed);
         groups.fetch_add(1, std::memory_order_relaxed);
         writes.fetch_add(group.size(), std::memory_order_relaxed);

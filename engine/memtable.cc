@@ -38,12 +38,19 @@ void MemTable::add(std::uint64_t seq, RecordType type, std::string_view key,
   if (!key.empty()) std::memcpy(p + sizeof(MemRecord), key.data(), key.size());
   if (!value.empty()) std::memcpy(p + sizeof(MemRecord) + key.size(), value.data(), value.size());
   const auto self = reinterpret_cast<std::uint64_t>(r);
-  // One writer at a time, so the CAS succeeds the first time; the loop keeps add() correct
-  // (a chain in CAS order) should that ever change.
-  for (;;) {
-    const std::optional<std::uint64_t> head = index_.get(hash);
-    r->older = head ? reinterpret_cast<const MemRecord*>(*head) : nullptr;
-    if (head ? index_.replace(hash, *head, self) : !index_.put_if_absent(hash, self)) break;
+  // Most keys are new to a memtable: try to insert first (one probe), and chain to the head
+  // only when there is one. One writer at a time, so the CAS succeeds the first time; the
+  // loop keeps add() correct (a chain in CAS order) should that ever change.
+  r->older = nullptr;
+  std::optional<std::uint64_t> head = index_.put_if_absent(hash, self);
+  while (head) {
+    r->older = reinterpret_cast<const MemRecord*>(*head);
+    if (index_.replace(hash, *head, self)) break;
+    head = index_.get(hash);
+    if (!head) {
+      r->older = nullptr;
+      head = index_.put_if_absent(hash, self);
+    }
   }
   bytes_.fetch_add(n, std::memory_order_relaxed);
 }

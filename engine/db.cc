@@ -102,6 +102,10 @@ struct DB::Impl {
     }
     return hash_internal::hash_bytes(key.data(), key.size(), hash_seed);
   }
+  // A memtable of small records (~256 bytes with the arena header) holds this many keys; its
+  // lookup map starts at that size rather than resizing up to it (the map still grows if the
+  // records are smaller).
+  std::size_t expected_keys() const { return options.memtable_bytes / 256; }
   std::size_t block_bytes() const {
     return std::clamp<std::size_t>(options.memtable_bytes / 8, 4 << 10, 1 << 20);
   }
@@ -299,7 +303,7 @@ struct DB::Impl {
       log_number = number;
       mem->freeze();
       frozen.push_back(std::move(mem));
-      mem = std::make_shared<MemTable>(block_bytes(), number);
+      mem = std::make_shared<MemTable>(block_bytes(), number, expected_keys());
       publish_view();
       bg_cv.notify_one();
       force = false;
@@ -614,7 +618,8 @@ struct DB::Impl {
     }
     std::sort(logs.begin(), logs.end());
     const std::uint64_t new_log = next_file++;
-    mem = std::make_shared<MemTable>(block_bytes(), logs.empty() ? new_log : logs.front());
+    mem = std::make_shared<MemTable>(block_bytes(), logs.empty() ? new_log : logs.front(),
+                                     expected_keys());
     // A torn record may end the newest non-empty segment (a crash can leave an empty newer
     // one behind it); anywhere else a bad record is corruption.
     std::size_t last_nonempty = logs.size();
@@ -703,14 +708,25 @@ Status DB::open(const Options& options, const std::string& dir, std::unique_ptr<
   return Status::OK();
 }
 
+// put and remove reuse a batch per thread: its buffer keeps its capacity, so a put costs no
+// allocation (a batch that grew past 1 MiB is given back).
+namespace {
+WriteBatch& thread_batch() {
+  thread_local WriteBatch batch;
+  if (batch.approximate_bytes() > (1 << 20)) batch = WriteBatch();
+  batch.clear();
+  return batch;
+}
+}  // namespace
+
 Status DB::put(std::string_view key, std::string_view value) {
-  WriteBatch b;
+  WriteBatch& b = thread_batch();
   b.put(key, value);
   return write(b);
 }
 
 Status DB::remove(std::string_view key) {
-  WriteBatch b;
+  WriteBatch& b = thread_batch();
   b.remove(key);
   return write(b);
 }

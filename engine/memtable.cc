@@ -4,8 +4,8 @@
 
 namespace sisu {
 
-MemTable::MemTable(std::size_t block_bytes, std::uint64_t first_log)
-    : block_bytes_(block_bytes), first_log_(first_log) {}
+MemTable::MemTable(std::size_t block_bytes, std::uint64_t first_log, std::size_t expected_keys)
+    : block_bytes_(block_bytes), first_log_(first_log), index_(expected_keys) {}
 
 char* MemTable::allocate(std::size_t n) {
   n = (n + 7) & ~std::size_t{7};  // records stay 8-byte aligned

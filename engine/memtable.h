@@ -49,8 +49,9 @@ struct MemRecord {
 class MemTable {
  public:
   // `first_log` is the WAL segment holding this memtable's first record; the segment can be
-  // deleted once this memtable is in a table file.
-  MemTable(std::size_t block_bytes, std::uint64_t first_log);
+  // deleted once this memtable is in a table file. `expected_keys` sizes the lookup map, so
+  // that filling the memtable does not resize it from a few slots up.
+  MemTable(std::size_t block_bytes, std::uint64_t first_log, std::size_t expected_keys = 0);
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 

@@ -176,66 +176,79 @@ struct DB::Impl {
     std::unique_lock l(mu);
     Status s = make_room(l, batch == nullptr);
     std::vector<Writer*> group{&w};
-    if (s.ok() && batch != nullptr) {
-      std::string& buf = group_buffer;  // reused: its capacity stays between groups
-      buf.clear();
-      std::uint64_t seq = last_sequence + 1;
-      std::uint64_t user = 0;
-      for (std::size_t i = 0; i < writers.size(); ++i) {
-        Writer* x = writers[i];
-        if (i > 0) {
-          if (x->batch == nullptr || buf.size() >= kMaxGroupBytes) break;
-          group.push_back(x);
-        }
-        // The batch's payload with its first sequence number filled in.
-        char head[8];
-        std::memcpy(head, &seq, 8);
-        wal::append_record(&buf, head, WriteBatchAccess::rep(*x->batch));
-        seq += x->batch->count();
-        user += WriteBatchAccess::payload_bytes(*x->batch);
+    if (s.ok() && batch != nullptr) s = commit_group(l, &group);
+    finish_group(group, s);
+    return s;
+  }
+
+  // REQUIRES: mu held by the leader, (*group)[0]. Adds the batches queued behind it (up to
+  // kMaxGroupBytes of log) to the group, logs them with one write (and one sync), applies
+  // them to the memtable and publishes their sequence numbers.
+  Status commit_group(std::unique_lock<std::mutex>& l, std::vector<Writer*>* group) {
+    std::string& buf = group_buffer;  // reused: its capacity stays between groups
+    buf.clear();
+    std::uint64_t seq = last_sequence + 1;
+    std::uint64_t user = 0;
+    for (std::size_t i = 0; i < writers.size(); ++i) {
+      Writer* x = writers[i];
+      if (i > 0) {
+        if (x->batch == nullptr || buf.size() >= kMaxGroupBytes) break;
+        group->push_back(x);
       }
-      const std::uint64_t first = last_sequence + 1, last = seq - 1;
-      last_sequence = last;
-      MemTable* m = mem.get();
-      WritableFile* f = log.get();
-      l.unlock();
-      // Only the leader touches the log and the memtable: mem and log change only in
-      // make_room, which runs on the leader.
-      s = f->append(buf);
-      if (s.ok()) s = f->flush();
-      if (s.ok() && options.sync) s = f->sync();
-      if (s.ok()) {
-        std::uint64_t next = first;
-        try {
-          for (Writer* x : group) {
-            for_each_op(WriteBatchAccess::rep(*x->batch),
-                        [&](std::uint64_t, RecordType type, std::string_view k,
-                            std::string_view v) { m->add(next++, type, k, v, hash(k)); });
-          }
-        } catch (const std::bad_alloc&) {
-          // The group is in the log but only partly in the memtable, invisible there (its
-          // sequence numbers are never published). Fail it, and every write after it; a
-          // reopen replays it whole.
-          s = Status::io_error("out of memory applying a commit group to the memtable");
+      // The batch's payload with its first sequence number filled in.
+      char head[8];
+      std::memcpy(head, &seq, 8);
+      wal::append_record(&buf, head, WriteBatchAccess::rep(*x->batch));
+      seq += x->batch->count();
+      user += WriteBatchAccess::payload_bytes(*x->batch);
+    }
+    const std::uint64_t first = last_sequence + 1, last = seq - 1;
+    last_sequence = last;
+    MemTable* m = mem.get();
+    WritableFile* f = log.get();
+    l.unlock();
+    // Only the leader touches the log and the memtable: mem and log change only in
+    // make_room, which runs on the leader.
+    Status s = f->append(buf);
+    if (s.ok()) s = f->flush();
+    if (s.ok() && options.sync) s = f->sync();
+    if (s.ok()) {
+      std::uint64_t next = first;
+      try {
+        for (Writer* x : *group) {
+          for_each_op(WriteBatchAccess::rep(*x->batch),
+                      [&](std::uint64_t, RecordType type, std::string_view k,
+                          std::string_view v) { m->add(next++, type, k, v, hash(k)); });
         }
-      }
-      l.lock();
-      if (s.ok()) {
-        visible_sequence.store(last, std::memory_order_release);
-        wal_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
-        if (buf.capacity() > 4 * kMaxGroupBytes) std::string().swap(buf);  // after a huge batch
-        user_bytes.fetch_add(user, std::memory_order_relaxed);
-        groups.fetch_add(1, std::memory_order_relaxed);
-        writes.fetch_add(group.size(), std::memory_order_relaxed);
-      } else {
-        // The log may now end in a partial record; nothing more may follow it. A reopen
-        // drops the partial record and recovers every acknowledged write.
-        set_error(s);
+      } catch (const std::bad_alloc&) {
+        // The group is in the log but only partly in the memtable, invisible there (its
+        // sequence numbers are never published). Fail it, and every write after it; a
+        // reopen replays it whole.
+        s = Status::io_error("out of memory applying a commit group to the memtable");
       }
     }
+    l.lock();
+    if (!s.ok()) {
+      // The log may now end in a partial record; nothing more may follow it. A reopen
+      // drops the partial record and recovers every acknowledged write.
+      set_error(s);
+      return s;
+    }
+    visible_sequence.store(last, std::memory_order_release);
+    wal_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
+    user_bytes.fetch_add(user, std::memory_order_relaxed);
+    groups.fetch_add(1, std::memory_order_relaxed);
+    writes.fetch_add(group->size(), std::memory_order_relaxed);
+    if (buf.capacity() > 4 * kMaxGroupBytes) std::string().swap(buf);  // after a huge batch
+    return Status::OK();
+  }
+
+  // REQUIRES: mu held by the leader, group[0]. Takes the group off the queue, hands each
+  // follower the result, and makes the next writer the leader.
+  void finish_group(const std::vector<Writer*>& group, const Status& s) {
     for (Writer* x : group) {
       writers.pop_front();
-      if (x != &w) {
+      if (x != group[0]) {
         // Notify before publishing the state: a writer that sees kDone while spinning
         // returns and destroys its Writer, which must not be touched after.
         x->status = s;
@@ -248,7 +261,6 @@ struct DB::Impl {
       next->cv.notify_one();
       next->state.store(Writer::kLead, std::memory_order_release);
     }
-    return s;
   }
 
   // Waits until w is done or leads: spins, then yields, then sleeps (the leader sets the

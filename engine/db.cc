@@ -58,6 +58,9 @@ struct Writer {
 // its own write wait for a very large group.
 constexpr std::size_t kMaxGroupBytes = 1 << 20;
 
+// An open that replays more WAL segments than this flushes the recovered memtable.
+constexpr std::size_t kMaxReplayedSegments = 4;
+
 // WAL segments reserve disk space this far ahead of their appends (WritableFile::
 // preallocate_ahead), so that a synced commit does not also allocate blocks.
 constexpr std::uint64_t kWalPreallocateBytes = 4 << 20;
@@ -654,6 +657,13 @@ struct DB::Impl {
     if (s.ok()) s = env->sync_dir(dir);
     if (!s.ok()) return s;
     log_number = new_log;
+    // Many segments replayed (a database opened often for a few writes, as `sisu put`
+    // does): flush what they hold (DB::open waits for it), so that they can go.
+    if (logs.size() > kMaxReplayedSegments && !mem->empty()) {
+      mem->freeze();
+      frozen.push_back(std::move(mem));
+      mem = std::make_shared<MemTable>(block_bytes(), new_log, expected_keys());
+    }
     publish_view();
     return Status::OK();
   }
@@ -665,6 +675,9 @@ struct DB::Impl {
     const std::string path = log_file_name(dir, number);
     std::string data;
     if (Status s = env->read_file(path, &data); !s.ok()) return s;
+    // An empty segment (a database opened and closed without a write) holds nothing: without
+    // this, every open would leave one more behind until the next flush.
+    if (data.empty()) return env->remove_file(path);
     bool malformed = false;
     const std::uint64_t good = wal::read_records(data, [&](std::string_view payload, std::uint64_t) {
       const bool ok = for_each_op(payload, [&](std::uint64_t seq, RecordType t,
@@ -716,6 +729,13 @@ Status DB::open(const Options& options, const std::string& dir, std::unique_ptr<
   if (Status s = impl->recover(&created); !s.ok()) return s;
   Impl* p = impl.get();
   impl->bg = std::thread([p] { p->background(); });
+  {
+    // A memtable frozen by recovery (many segments replayed) is flushed before open returns,
+    // so that a database opened for a write at a time cannot pile up segments. A failure
+    // here is sticky, as any flush's: writes will report it.
+    std::unique_lock l(p->mu);
+    p->state_cv.wait(l, [&] { return p->frozen.empty() || !p->bg_error.ok(); });
+  }
   db->reset(new DB(std::move(impl)));
   return Status::OK();
 }

@@ -455,5 +455,19 @@ TEST_F(DbTest, ObsoleteFilesAreDeleted) {
   EXPECT_EQ(get("k42"), "2942");
 }
 
+// A database opened for one write at a time (as `sisu put` does) must not pile up WAL
+// segments: empty ones go at open, and an open that replays many flushes them.
+TEST_F(DbTest, ReopeningForSmallWritesDoesNotPileUpSegments) {
+  for (int i = 0; i < 20; ++i) {
+    reopen();
+    ASSERT_TRUE(db_->put("k" + std::to_string(i), std::to_string(i)).ok());
+    if (i % 3 == 0) reopen();  // and some opens with no write at all
+    EXPECT_LE(files(".log").size(), 7u) << "open " << i;
+  }
+  ASSERT_TRUE(db_->flush().ok());
+  reopen();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(get("k" + std::to_string(i)), std::to_string(i));
+}
+
 }  // namespace
 }  // namespace sisu

@@ -7,17 +7,20 @@
 //   hash(k1) ──► [seq 9 put k1 "c"] ──► [seq 4 del k1] ──► [seq 2 put k1 "a"] ──► null
 //   hash(k2) ──► [seq 7 put k2 "x"] ──► null
 //
-// A record is written whole into the arena and then published by the map's compare-and-set
-// (release); a reader reaches it only through the map (acquire), so it never sees a half-
-// written record. Chains are in descending sequence order because one thread, the commit
-// group's leader, adds records in sequence order. A reader passes a snapshot sequence and
-// skips newer records, so a batch that is being applied is invisible until it is whole.
+// A record is written whole into the arena and then published by a compare-and-set (release):
+// the map's, when it becomes the newest of its hash, or its older neighbour's `older` link,
+// when a record with a higher sequence number is already there (writers of one commit group
+// add their batches at once). A reader reaches a record only through those (acquire), so it
+// never sees a half-written one, and chains are always in descending sequence order. A reader
+// passes a snapshot sequence and skips newer records, so a batch that is being applied is
+// invisible until its whole group is.
 //
 // freeze() freezes the map: the memtable is then immutable and is flushed to a table file
 // while readers go on reading it.
 //
-// Thread-safety: add() by one thread at a time (the commit leader, or recovery); get(),
-// bytes(), entries() and for_each_newest() from any number of threads at once.
+// Thread-safety: reserve() and add() by one thread at a time (the commit leader, or
+// recovery); add_at(), get(), bytes(), entries() and for_each_newest() from any number of
+// threads at once.
 #pragma once
 
 #include <atomic>
@@ -33,13 +36,16 @@
 namespace sisu {
 
 struct MemRecord {
-  const MemRecord* older;
+  // The next older record with the same hash. Set before the record is published; changed
+  // later only by a CAS that links a record with a sequence number between the two.
+  std::atomic<const MemRecord*> older;
   std::uint64_t seq;
   std::uint64_t hash;
   std::uint32_t key_bytes;
   std::uint32_t value_bytes;
   RecordType type;
 
+  const MemRecord* next() const { return older.load(std::memory_order_acquire); }
   std::string_view key() const { return {reinterpret_cast<const char*>(this + 1), key_bytes}; }
   std::string_view value() const {
     return {reinterpret_cast<const char*>(this + 1) + key_bytes, value_bytes};
@@ -55,8 +61,25 @@ class MemTable {
   MemTable(const MemTable&) = delete;
   MemTable& operator=(const MemTable&) = delete;
 
+  // Records are written in two steps so that several writers can add at once: one thread
+  // reserves arena space (reserve()), then any number of threads fill reservations (add_at()).
+  // A chain stays sorted newest first whatever order the records are linked in: a record is
+  // linked below any newer one already there. (The DB adds from the commit leader alone, in
+  // sequence order; docs/design.md says why.)
+  //
+  // Space for a batch of `ops` operations encoded in `rep_bytes` bytes: an upper bound.
+  static std::size_t reservation_bytes(std::size_t rep_bytes, std::size_t ops) {
+    return rep_bytes + ops * (sizeof(MemRecord) + 8);
+  }
+  char* reserve(std::size_t bytes);
+  // Writes a record at p (within a reservation) and links it; returns the bytes it took.
+  std::size_t add_at(char* p, std::uint64_t seq, RecordType type, std::string_view key,
+                     std::string_view value, std::uint64_t hash);
+  // reserve() and add_at() for one record (recovery).
   void add(std::uint64_t seq, RecordType type, std::string_view key, std::string_view value,
-           std::uint64_t hash);
+           std::uint64_t hash) {
+    add_at(reserve(sizeof(MemRecord) + key.size() + value.size()), seq, type, key, value, hash);
+  }
 
   enum class Lookup { kAbsent, kFound, kDeleted };
   // The newest record for `key` with seq <= snapshot.
@@ -70,7 +93,7 @@ class MemTable {
     std::vector<std::string_view> seen;
     index_.for_each([&](std::uint64_t, std::uint64_t head) {
       seen.clear();
-      for (auto* r = reinterpret_cast<const MemRecord*>(head); r != nullptr; r = r->older) {
+      for (auto* r = reinterpret_cast<const MemRecord*>(head); r != nullptr; r = r->next()) {
         bool dup = false;
         for (std::string_view k : seen) dup |= k == r->key();
         if (dup) continue;
@@ -89,11 +112,9 @@ class MemTable {
   bool empty() const { return bytes() == 0; }
 
  private:
-  char* allocate(std::size_t n);
-
   const std::size_t block_bytes_;
   const std::uint64_t first_log_;
-  std::vector<std::unique_ptr<char[]>> blocks_;  // writer only
+  std::vector<std::unique_ptr<char[]>> blocks_;  // reserve() only
   char* cursor_ = nullptr;
   std::size_t left_ = 0;
   std::atomic<std::size_t> bytes_{0};

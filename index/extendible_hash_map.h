@@ -393,6 +393,8 @@ class ExtendibleHashMap {
   // Table t's record as save() writes it: the header (checksum set) and the payload image.
   void table_record(Table* t, bool overflow, index_file::TableHeader* th,
                     std::vector<char>* image) const;
+  template <class F>
+  Status for_each_record(F&& f) const;
   template <class Reader>
   static Status load_image(Reader& r, const std::string& path, ExtendibleHashMap* out);
   static Status load_checkpoint(FileReader& r, const std::string& path, ExtendibleHashMap* out);

@@ -91,6 +91,24 @@ void ExtendibleHashMap<K, V, H, E>::table_record(Table* t, bool overflow,
   th->crc = crc32c::extend(crc32c::value(th, sizeof(*th)), image->data(), image->size());
 }
 
+// Calls f(table, header, image) with every table's record in save()'s order (each main table,
+// then its overflow chain), until f returns an error.
+template <class K, class V, class H, class E>
+template <class F>
+Status ExtendibleHashMap<K, V, H, E>::for_each_record(F&& f) const {
+  if (dir_ == nullptr) return Status::OK();
+  std::vector<char> image;
+  Status status;
+  for_each_main_table([&](Table* head) {
+    for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
+      index_file::TableHeader th;
+      table_record(t, t != head, &th, &image);
+      status = f(t, th, image);
+    }
+  });
+  return status;
+}
+
 template <class K, class V, class H, class E>
 Status ExtendibleHashMap<K, V, H, E>::save(const std::string& path) const {
   AtomicFileWriter w(path);
@@ -125,18 +143,12 @@ Status ExtendibleHashMap<K, V, H, E>::write_to(Sink& sink) const {
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
   if (Status s = w.append(&h, sizeof(h)); !s.ok()) return s;
 
-  std::vector<char> image;
-  Status status;
-  if (dir_ != nullptr) {
-    for_each_main_table([&](Table* head) {
-      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
-        f::TableHeader th;
-        table_record(t, t != head, &th, &image);
-        status = w.append(&th, sizeof(th));
-        if (status.ok()) status = w.append(image.data(), image.size());
-      }
-    });
-  }
+  Status status = for_each_record(
+      [&](Table*, const f::TableHeader& th, const std::vector<char>& image) {
+        Status st = w.append(&th, sizeof(th));
+        if (st.ok()) st = w.append(image.data(), image.size());
+        return st;
+      });
   if (!status.ok()) return status;
 
   f::Footer ft{};
@@ -427,30 +439,25 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint(const std::string& path) {
   std::unordered_map<const void*, State::Page> pages;
   std::vector<std::uint64_t> offsets;
   std::uint64_t live = 0;
-  std::vector<char> image;
-  Status status;
-  if (dir_ != nullptr) {
-    for_each_main_table([&](Table* head) {
-      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
-        f::TableHeader th;
-        table_record(t, t != head, &th, &image);
+  Status status = for_each_record(
+      [&](Table* t, const f::TableHeader& th, const std::vector<char>& image) {
         const std::uint64_t content = index_internal::content_hash(th, image);
         auto old = st->pages.find(t);
         State::Page page;
+        Status st2;
         if (old != st->pages.end() && old->second.content == content) {
           page = old->second;  // unchanged since the last checkpoint: its page is reused
         } else {
           page = State::Page{w.size(), content,
                              sizeof(c::FrameHeader) + sizeof(th) + image.size()};
-          status = index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
-                                                image.size());
+          st2 = index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
+                                             image.size());
         }
         pages[t] = page;
         offsets.push_back(page.offset);
         live += page.bytes;
-      }
-    });
-  }
+        return st2;
+      });
   c::CommitBody commit{st->sequence + 1, size_, global_depth_,
                        static_cast<std::uint32_t>(offsets.size())};
   // Pages durable before the commit that names them: see load_checkpoint's torn-tail rule.
@@ -487,20 +494,16 @@ Status ExtendibleHashMap<K, V, H, E>::checkpoint_full(const std::string& path) {
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
   Status status = w.append(&h, sizeof(h));
   std::vector<std::uint64_t> offsets;
-  std::vector<char> image;
-  if (dir_ != nullptr && status.ok()) {
-    for_each_main_table([&](Table* head) {
-      for (Table* t = head; t != nullptr && status.ok(); t = t->overflow) {
-        f::TableHeader th;
-        table_record(t, t != head, &th, &image);
-        const State::Page page{w.bytes_written(), index_internal::content_hash(th, image),
-                               sizeof(c::FrameHeader) + sizeof(th) + image.size()};
-        status = index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
+  if (status.ok()) {
+    status = for_each_record(
+        [&](Table* t, const f::TableHeader& th, const std::vector<char>& image) {
+          const State::Page page{w.bytes_written(), index_internal::content_hash(th, image),
+                                 sizeof(c::FrameHeader) + sizeof(th) + image.size()};
+          st->pages[t] = page;
+          offsets.push_back(page.offset);
+          return index_internal::append_frame(w, c::kPageFrame, &th, sizeof(th), image.data(),
                                               image.size());
-        st->pages[t] = page;
-        offsets.push_back(page.offset);
-      }
-    });
+        });
   }
   c::CommitBody commit{1, size_, global_depth_, static_cast<std::uint32_t>(offsets.size())};
   if (status.ok()) {

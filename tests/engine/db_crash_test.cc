@@ -7,14 +7,8 @@
 //                 torn batch).
 // SISU_CRASH_ROUNDS sets the rounds per mode (scripts/crashtest runs many).
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -23,6 +17,7 @@
 #include <vector>
 
 #include "engine/db.h"
+#include "tests/crash_support.h"
 
 namespace sisu {
 namespace {
@@ -78,8 +73,7 @@ Op make_op(std::uint64_t seed, std::uint64_t i) {
       s = db->write(b);
     }
     if (!s.ok()) ::_exit(4);
-    const auto n = static_cast<std::uint32_t>(i);
-    if (::write(fd, &n, sizeof(n)) != sizeof(n)) ::_exit(5);
+    testing::ack(fd, i);
     if (i % 300 == 150) (void)db->flush();
     if (i % 1000 == 999) (void)db->compact();
   }
@@ -98,42 +92,10 @@ void run_rounds(bool sync) {
   std::map<std::string, std::string> state;
   for (int round = 0; round < rounds; ++round) {
     const std::uint64_t seed = rng();
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child(dir, sync, seed, fds[1]);
-    }
-    ::close(fds[1]);
-    // Drain the acks while the child runs (a full pipe would stall it), then kill it.
-    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    std::uint64_t acked = 0;
-    std::string pending;
-    auto drain = [&] {
-      char buf[4096];
-      ssize_t r;
-      while ((r = ::read(fds[0], buf, sizeof(buf))) > 0) pending.append(buf, static_cast<std::size_t>(r));
-      for (; pending.size() >= 4; pending.erase(0, 4)) {
-        std::uint32_t n;
-        std::memcpy(&n, pending.data(), 4);
-        EXPECT_EQ(n, acked) << "acks arrive in order";
-        ++acked;
-      }
-    };
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::microseconds(30000 + rng() % 250000);
-    while (std::chrono::steady_clock::now() < deadline) {
-      drain();
-      ::usleep(500);
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited by itself, status " << status;
-    drain();
-    ::close(fds[0]);
+    const std::uint64_t acked = testing::run_and_kill(
+        [&](int fd) { child(dir, sync, seed, fd); },
+        std::chrono::microseconds(30000 + rng() % 250000));
+    if (::testing::Test::HasFailure()) return;
 
     Options options;
     std::unique_ptr<DB> db;

@@ -3,21 +3,16 @@
 // random moment and loads the file, which must hold exactly the state of the last reported
 // checkpoint or of the one in flight (which may have completed before it was reported).
 // SISU_CRASH_ROUNDS sets the number of kills (scripts/crashtest runs many).
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
 #include <unordered_map>
 
 #include "index/extendible_hash_map.h"
+#include "tests/crash_support.h"
 
 namespace sisu {
 namespace {
@@ -47,7 +42,7 @@ void apply_round(M& m, std::uint64_t seed, std::uint64_t round) {
   for (std::uint64_t r = 0;; ++r) {
     apply_round(m, seed, r);
     if (!m.checkpoint(path).ok()) ::_exit(3);
-    if (::write(fd, &r, sizeof(r)) != sizeof(r)) ::_exit(4);
+    testing::ack(fd, r);
   }
 }
 
@@ -61,33 +56,13 @@ TEST(CheckpointCrash, LoadGivesTheLastCompletedCheckpoint) {
   for (int round = 0; round < rounds; ++round) {
     fs::remove(path);
     const std::uint64_t seed = rng();
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child(path, seed, fds[1]);
-    }
-    ::close(fds[1]);
-    ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    std::int64_t acked = -1;  // the last reported checkpoint
-    auto drain = [&] {
-      std::uint64_t r;
-      while (::read(fds[0], &r, sizeof(r)) == sizeof(r)) acked = static_cast<std::int64_t>(r);
-    };
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::microseconds(5000 + rng() % 150000);
-    while (std::chrono::steady_clock::now() < deadline) {
-      drain();
-      ::usleep(300);
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << status;
-    drain();
-    ::close(fds[0]);
+    // The last reported checkpoint, -1 for none.
+    const std::int64_t acked =
+        static_cast<std::int64_t>(testing::run_and_kill(
+            [&](int fd) { child(path, seed, fd); },
+            std::chrono::microseconds(5000 + rng() % 150000))) -
+        1;
+    if (::testing::Test::HasFailure()) return;
 
     Map loaded;
     const Status s = Map::load(path, &loaded);

@@ -298,6 +298,22 @@ int inspect_db(const std::string& dir, bool json) {
     j["wal_segments"] = segments;
     j["wal_bytes"] = wal_bytes;
     j["memtable_ops"] = wal_ops;  // what a reopen replays into the memtable
+    std::uint64_t capacity = 0, small_tables = 0;
+    for (const Json& t : tables) {
+      capacity += t["capacity"].get<std::uint64_t>();
+      small_tables += t["tables"].get<std::uint64_t>();
+    }
+    Json totals;
+    totals["table_files"] = tables.size();
+    totals["entries"] = records;
+    totals["tombstones"] = tombstones;
+    totals["file_bytes"] = file_bytes + wal_bytes;
+    totals["index_capacity"] = capacity;
+    totals["index_tables"] = small_tables;
+    totals["index_load_factor"] =
+        capacity == 0 ? 0.0 : static_cast<double>(records) / static_cast<double>(capacity);
+    totals["wal_bytes"] = wal_bytes;
+    j["totals"] = totals;
     j["log_number"] = db.manifest.log_number;
     j["next_file"] = db.manifest.next_file;
     j["last_sequence"] = db.manifest.last_sequence;

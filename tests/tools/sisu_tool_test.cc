@@ -339,6 +339,9 @@ TEST_F(DbToolTest, InspectJsonListsEveryTableFile) {
   EXPECT_EQ(j["file_bytes"].get<std::uint64_t>(), bytes);
   EXPECT_EQ(records, 1501u) << "1500 puts and one tombstone, one record per key";
   EXPECT_EQ(j["memtable_ops"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(j["totals"]["table_files"].get<std::uint64_t>(), tables_);
+  EXPECT_EQ(j["totals"]["entries"].get<std::uint64_t>(), records);
+  EXPECT_GT(j["totals"]["index_load_factor"].get<double>(), 0.3);
   EXPECT_EQ(j["faults"].get<std::uint64_t>(), 0u);
   // Human form, and a table file on its own.
   const ToolRun text = sisu("inspect " + db);

@@ -764,7 +764,10 @@ Status DB::remove(std::string_view key) {
 }
 
 Status DB::write(const WriteBatch& batch) { return impl_->write(&batch); }
-Status DB::get(std::string_view key, std::string* value) { return impl_->get(key, value); }
+Status DB::get(std::string_view key, std::string* value) {
+  if (value == nullptr) return Status::invalid_argument("get: value is null");
+  return impl_->get(key, value);
+}
 Status DB::flush() { return impl_->flush(); }
 Status DB::compact() { return impl_->compact(); }
 

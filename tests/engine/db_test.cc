@@ -107,6 +107,7 @@ TEST_F(DbTest, LimitsAreInvalidArguments) {
   b.put(big_key, "v");
   EXPECT_TRUE(db_->write(b).is_invalid_argument());
   EXPECT_FALSE(get("ok").has_value()) << "a rejected batch changes nothing";
+  EXPECT_TRUE(db_->get("ok", nullptr).is_invalid_argument());
   const std::string max_key(DB::kMaxKeyBytes, 'k');
   const std::string big_value(4 << 20, 'v');
   ASSERT_TRUE(db_->put(max_key, big_value).ok());

@@ -1,9 +1,12 @@
 // DB: the write path (group commit), the read path, recovery, and the background thread
 // that flushes memtables and compacts table files. engine/db.h has the picture.
 //
-// Locking. `mu_` guards the writer queue, the memtable list, the version and the error state.
-// It is never held across file I/O except to create a new WAL segment at a memtable switch
-// (once per memtable). Readers take only `view_mu_`, for the time of copying one shared_ptr.
+// Locking. `mu` guards the writer queue, the memtable list, the version and the error state.
+// It is never held across file I/O except at a memtable switch (once per memtable: the old
+// WAL segment's fdatasync and the new segment's creation), when writers wait anyway. Readers
+// take only `view_mu`, for the time of copying one shared_ptr. DB::Impl is the pimpl's
+// plain struct: its fields are the DB's state, named without the trailing underscore that
+// class members get.
 #include "engine/db.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// DB: the write path (group commit), the read path, recovery, and the background thread
-// that flushes memtables and compacts table files. engine/db.h has the picture.
+// DB: the write path (group commit), the read path, recovery, and the two background
+// threads that flush memtables and compact table files. engine/db.h has the picture.
 //
 // Locking. `mu` guards the writer queue, the memtable list, the version and the error state.
 // It is never held across file I/O except at a memtable switch (once per memtable: the old
@@ -78,7 +78,8 @@ struct DB::Impl {
   std::uint64_t hash_seed = 0;
 
   std::mutex mu;
-  std::condition_variable bg_cv;     // work for the background thread
+  std::condition_variable bg_cv;     // work for the background threads
+  std::mutex install_mu;             // serializes installs (MANIFEST writes); taken before mu
   std::condition_variable state_cv;  // a flush or compaction finished, or an error
   std::deque<Writer*> writers;
   std::shared_ptr<MemTable> mem;
@@ -93,7 +94,7 @@ struct DB::Impl {
   Status bg_error;                  // sticky: once set, writes fail with it
   bool shutting_down = false;
   std::uint64_t manual_requested = 0, manual_done = 0;
-  std::thread bg;
+  std::thread flusher, compactor;
 
   std::mutex view_mu;
   std::shared_ptr<const View> view;
@@ -299,7 +300,11 @@ struct DB::Impl {
     for (;;) {
       if (!bg_error.ok()) return bg_error;
       if (mem->empty() || (!force && mem->bytes() < options.memtable_bytes)) return Status::OK();
-      if (frozen.size() >= static_cast<std::size_t>(std::max(1, options.max_frozen_memtables))) {
+      // Back-pressure: wait for a flush when enough memtables are frozen, and for a
+      // compaction when table files pile up (that bounds what a read consults).
+      const auto trigger = static_cast<std::size_t>(std::max(2, options.compaction_trigger));
+      if (frozen.size() >= static_cast<std::size_t>(std::max(1, options.max_frozen_memtables)) ||
+          version->tables.size() >= 3 * trigger) {
         state_cv.wait(l);
         continue;
       }
@@ -323,7 +328,7 @@ struct DB::Impl {
       frozen.push_back(std::move(mem));
       mem = std::make_shared<MemTable>(block_bytes(), number, expected_keys());
       publish_view();
-      bg_cv.notify_one();
+      bg_cv.notify_all();
       force = false;
     }
   }
@@ -345,7 +350,7 @@ struct DB::Impl {
     if (Status s = flush(); !s.ok()) return s;
     std::unique_lock l(mu);
     const std::uint64_t ticket = ++manual_requested;
-    bg_cv.notify_one();
+    bg_cv.notify_all();
     state_cv.wait(l, [&] { return manual_done >= ticket || !bg_error.ok(); });
     return bg_error;
   }
@@ -388,7 +393,20 @@ struct DB::Impl {
     return best;
   }
 
-  void background() {
+  // Two background threads, so that a long compaction never holds up a flush (writers wait
+  // for flushes once max_frozen_memtables are frozen).
+  void flush_loop() {
+    std::unique_lock l(mu);
+    for (;;) {
+      bg_cv.wait(l, [&] { return shutting_down || (bg_error.ok() && !frozen.empty()); });
+      if (shutting_down) return;
+      if (Status s = flush_oldest(l); !s.ok()) set_error(s);
+      state_cv.notify_all();
+      bg_cv.notify_all();  // a new table may call for a compaction
+    }
+  }
+
+  void compact_loop() {
     std::unique_lock l(mu);
     for (;;) {
       Pick pick;
@@ -398,26 +416,31 @@ struct DB::Impl {
         if (!bg_error.ok()) return false;
         manual = manual_requested > manual_done;
         pick = manual ? Pick{0, version->tables.size()} : pick_compaction();
-        return !frozen.empty() || manual || pick.count > 0;
+        return manual || pick.count > 0;
       });
       if (shutting_down) return;
-      if (!frozen.empty()) {
-        Status s = flush_oldest(l);
-        if (!s.ok()) set_error(s);
-      } else {
-        const std::uint64_t ticket = manual_requested;
-        Status s = compact(l, pick);
-        if (!s.ok()) set_error(s);
-        if (manual) manual_done = ticket;
-      }
+      const std::uint64_t ticket = manual_requested;
+      if (Status s = compact(l, pick); !s.ok()) set_error(s);
+      if (manual) manual_done = ticket;
       state_cv.notify_all();
     }
   }
 
-  // REQUIRES: mu held; l is its lock. Writes the manifest for a new list of tables and
-  // installs it; then deletes WAL segments older than `log_from`.
-  Status install(std::unique_lock<std::mutex>& l, std::shared_ptr<Version> v,
-                 std::uint64_t log_from, bool pop_frozen) {
+  // REQUIRES: mu held; l is its lock. Applies `edit` to the current list of table files,
+  // writes the MANIFEST for the result and makes it current; a flush (`flushed`) also retires
+  // the oldest frozen memtable and deletes the WAL segments it no longer needs. Installs are
+  // serialized by install_mu (the flush and compaction threads both install), so the
+  // MANIFEST on disk always describes the version that is current.
+  template <class Edit>
+  Status install(std::unique_lock<std::mutex>& l, Edit&& edit, bool flushed) {
+    l.unlock();
+    std::lock_guard installing(install_mu);
+    l.lock();
+    auto v = std::make_shared<Version>(*version);
+    if (Status s = edit(v->tables); !s.ok()) return s;
+    // Segments before the next memtable's first one hold nothing that is not in a table.
+    std::uint64_t log_from = logged_from;
+    if (flushed) log_from = frozen.size() > 1 ? frozen[1]->first_log() : mem->first_log();
     Manifest m;
     m.hash_seed = hash_seed;
     m.next_file = next_file;
@@ -429,7 +452,7 @@ struct DB::Impl {
     l.lock();
     if (!s.ok()) return s;
     version = std::move(v);
-    if (pop_frozen) frozen.erase(frozen.begin());
+    if (flushed) frozen.erase(frozen.begin());
     publish_view();
     const std::uint64_t old_from = logged_from;
     logged_from = log_from;
@@ -459,13 +482,14 @@ struct DB::Impl {
     }, &table, &flush_bytes);
     l.lock();
     if (!s.ok()) return s;
-    auto v = std::make_shared<Version>();
-    v->tables.push_back(std::move(table));
-    v->tables.insert(v->tables.end(), version->tables.begin(), version->tables.end());
-    // Segments before the next memtable's first one hold nothing that is not now in a table.
-    const std::uint64_t log_from =
-        frozen.size() > 1 ? frozen[1]->first_log() : mem->first_log();
-    if (s = install(l, std::move(v), log_from, true); !s.ok()) return s;
+    s = install(l, [&](std::vector<std::shared_ptr<TableReader>>& tables) {
+      tables.insert(tables.begin(), table);  // the newest
+      return Status::OK();
+    }, true);
+    if (!s.ok()) {
+      table->mark_obsolete();
+      return s;
+    }
     flushes.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();
   }
@@ -511,14 +535,20 @@ struct DB::Impl {
     }, &table, &compaction_bytes);
     l.lock();
     if (!s.ok()) return s;
-    // Only this thread changes the version, so `all` is still current.
-    auto v = std::make_shared<Version>();
-    v->tables.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(pick.begin));
-    if (!empty_output) v->tables.push_back(table);
-    v->tables.insert(v->tables.end(),
-                     all.begin() + static_cast<std::ptrdiff_t>(pick.begin + pick.count), all.end());
-    if (empty_output) table->mark_obsolete();
-    if (s = install(l, std::move(v), logged_from, false); !s.ok()) return s;
+    // Flushes may have added newer tables meanwhile; the run is still there, contiguous (only
+    // this thread removes tables).
+    s = install(l, [&](std::vector<std::shared_ptr<TableReader>>& tables) {
+      auto at = std::find(tables.begin(), tables.end(), run[0]);
+      if (at + static_cast<std::ptrdiff_t>(run.size()) > tables.end() ||
+          !std::equal(run.begin(), run.end(), at)) {
+        return Status::corruption(dir + ": compaction lost track of its tables");  // a bug
+      }
+      at = tables.erase(at, at + static_cast<std::ptrdiff_t>(run.size()));
+      if (!empty_output) tables.insert(at, table);
+      return Status::OK();
+    }, false);
+    if (empty_output || !s.ok()) table->mark_obsolete();
+    if (!s.ok()) return s;
     for (const auto& t : run) t->mark_obsolete();
     compactions.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();
@@ -713,7 +743,8 @@ DB::~DB() {
     impl_->shutting_down = true;
   }
   impl_->bg_cv.notify_all();
-  if (impl_->bg.joinable()) impl_->bg.join();
+  if (impl_->flusher.joinable()) impl_->flusher.join();
+  if (impl_->compactor.joinable()) impl_->compactor.join();
   if (impl_->log != nullptr) (void)impl_->log->close();
 }
 
@@ -731,7 +762,8 @@ Status DB::open(const Options& options, const std::string& dir, std::unique_ptr<
   bool created = false;
   if (Status s = impl->recover(&created); !s.ok()) return s;
   Impl* p = impl.get();
-  impl->bg = std::thread([p] { p->background(); });
+  impl->flusher = std::thread([p] { p->flush_loop(); });
+  impl->compactor = std::thread([p] { p->compact_loop(); });
   {
     // A memtable frozen by recovery (many segments replayed) is flushed before open returns,
     // so that a database opened for a write at a time cannot pile up segments. A failure

@@ -3,9 +3,9 @@
 //   put/remove/write ──► group commit ──► WAL segment (one write, one fdatasync per group)
 //                                    └──► memtable: arena records, LockFreeHashMap hash → newest
 //   memtable full ──► frozen (map.freeze()), a new memtable and WAL segment take over
-//   background ──► frozen memtable → table file (records sorted by hash + persisted
-//                  ExtendibleHashMap index, read in place by mmap) → MANIFEST → old WAL deleted
-//              └──► size-tiered compaction merges table files
+//   flush thread ──► frozen memtable → table file (records sorted by hash + persisted
+//                    ExtendibleHashMap index, read in place by mmap) → MANIFEST → old WAL deleted
+//   compaction thread ──► size-tiered merges of adjacent table files
 //   get ──► memtable, frozen memtables, table files newest to oldest; first record wins
 //
 // docs/design.md ("The engine") explains each step with its measurements.

@@ -486,10 +486,9 @@ struct DB::Impl {
       tables.insert(tables.begin(), table);  // the newest
       return Status::OK();
     }, true);
-    if (!s.ok()) {
-      table->mark_obsolete();
-      return s;
-    }
+    // On failure the table stays on disk: the MANIFEST may already name it (a failed
+    // directory sync after the rename). If it does not, the next open deletes it.
+    if (!s.ok()) return s;
     flushes.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();
   }
@@ -547,8 +546,10 @@ struct DB::Impl {
       if (!empty_output) tables.insert(at, table);
       return Status::OK();
     }, false);
-    if (empty_output || !s.ok()) table->mark_obsolete();
+    // On failure nothing is deleted: the MANIFEST may already name the output instead of the
+    // run (a failed directory sync after the rename); the next open keeps what it names.
     if (!s.ok()) return s;
+    if (empty_output) table->mark_obsolete();
     for (const auto& t : run) t->mark_obsolete();
     compactions.fetch_add(1, std::memory_order_relaxed);
     return Status::OK();

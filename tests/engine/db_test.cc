@@ -444,6 +444,36 @@ TEST_F(DbTest, FailingSyncIsAnIoError) {
   db_.reset();  // before `env`, which its background thread uses
 }
 
+// A MANIFEST that was renamed into place but whose directory sync failed may be the one a
+// reopen reads: the files it names must still exist.
+TEST_F(DbTest, FailedManifestSyncKeepsWhatTheManifestNames) {
+  testing::FaultEnv env;
+  options_.env = &env;
+  options_.compaction_trigger = 2;
+  reopen();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(db_->put("a" + std::to_string(i), "1").ok());
+  env.set_fail_manifest_dir_sync(true);
+  EXPECT_TRUE(db_->flush().is_io_error());  // the flush's install
+  db_.reset();
+  env.clear_faults();
+  reopen();
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(get("a" + std::to_string(i)), "1") << i;
+  // The same for a compaction's install.
+  ASSERT_TRUE(db_->flush().ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(db_->put("b" + std::to_string(i), "2").ok());
+  ASSERT_TRUE(db_->flush().ok());
+  env.set_fail_manifest_dir_sync(true);
+  EXPECT_TRUE(db_->compact().is_io_error());
+  db_.reset();
+  env.clear_faults();
+  reopen();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(get("a" + std::to_string(i)), "1") << i;
+    ASSERT_EQ(get("b" + std::to_string(i)), "2") << i;
+  }
+  db_.reset();  // before `env`, which its background threads use
+}
+
 TEST_F(DbTest, ObsoleteFilesAreDeleted) {
   options_.memtable_bytes = 1 << 10;
   options_.compaction_trigger = 2;

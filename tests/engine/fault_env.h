@@ -18,9 +18,13 @@ class FaultEnv final : public Env {
   // Writes after `bytes` more bytes fail.
   void set_write_budget(std::int64_t bytes) { budget_.store(bytes); }
   void set_fail_sync(bool fail) { fail_sync_.store(fail); }
+  // Fails the directory sync that follows a rename onto a MANIFEST: the new MANIFEST is in
+  // place, but the call that wrote it reports an error.
+  void set_fail_manifest_dir_sync(bool fail) { fail_manifest_dir_sync_.store(fail); }
   void clear_faults() {
     budget_.store(std::numeric_limits<std::int64_t>::max());
     fail_sync_.store(false);
+    fail_manifest_dir_sync_.store(false);
   }
   std::uint64_t faults() const { return faults_.load(); }
 
@@ -40,7 +44,9 @@ class FaultEnv final : public Env {
   }
   Status remove_file(const std::string& p) override { return base()->remove_file(p); }
   Status rename_file(const std::string& a, const std::string& b) override {
-    return base()->rename_file(a, b);
+    Status s = base()->rename_file(a, b);
+    renamed_manifest_.store(s.ok() && b.size() >= 9 && b.compare(b.size() - 9, 9, "/MANIFEST") == 0);
+    return s;
   }
   Status truncate_file(const std::string& p, std::uint64_t n) override {
     return base()->truncate_file(p, n);
@@ -51,6 +57,10 @@ class FaultEnv final : public Env {
   }
   Status sync_dir(const std::string& d) override {
     if (fail_sync_.load()) return fault("sync " + d);
+    // Only the sync right after the rename.
+    if (renamed_manifest_.exchange(false) && fail_manifest_dir_sync_.load()) {
+      return fault("sync " + d);
+    }
     return base()->sync_dir(d);
   }
   Status create_dir(const std::string& d) override { return base()->create_dir(d); }
@@ -94,6 +104,8 @@ class FaultEnv final : public Env {
 
   std::atomic<std::int64_t> budget_{std::numeric_limits<std::int64_t>::max()};
   std::atomic<bool> fail_sync_{false};
+  std::atomic<bool> fail_manifest_dir_sync_{false};
+  std::atomic<bool> renamed_manifest_{false};
   std::atomic<std::uint64_t> faults_{0};
 };
 

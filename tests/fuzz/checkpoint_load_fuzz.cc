@@ -14,19 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::uint8_t> bytes(data, data + size);
   if (bytes.size() >= 8) std::memcpy(bytes.data(), sisu::checkpoint_file::kMagic, 8);
   if (!sisu::fuzz::write_input(bytes.data(), bytes.size())) return 0;
-  using Map = sisu::ExtendibleHashMap<std::uint64_t, std::uint64_t>;
-  Map m;
-  const sisu::Status s = Map::load(sisu::fuzz::input_path(), &m);
-  if (!s.ok()) {
-    if (!s.is_corruption() && !s.is_io_error()) std::abort();
-    return 0;
-  }
-  std::size_t n = 0;
-  for (const auto& [k, v] : m) {
-    auto it = m.find(k);
-    if (it == m.end() || it->second != v) std::abort();
-    ++n;
-  }
-  if (n != m.size()) std::abort();
+  sisu::fuzz::load_and_check_input();
   return 0;
 }

@@ -6,7 +6,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+
+#include "index/extendible_hash_map.h"
 
 namespace sisu::fuzz {
 
@@ -20,6 +23,28 @@ inline bool write_input(const std::uint8_t* data, std::size_t size) {
   if (f == nullptr) return false;
   const bool ok = std::fwrite(data, 1, size, f) == size;
   return std::fclose(f) == 0 && ok;
+}
+
+// Loads the input file as a u64 -> u64 map. It must be refused with is_corruption() or
+// is_io_error(), or load into a consistent map: every entry found by its key with its value,
+// size() matching iteration, and it must take writes. Anything else aborts (a finding).
+inline void load_and_check_input() {
+  using Map = ExtendibleHashMap<std::uint64_t, std::uint64_t>;
+  Map m;
+  const Status s = Map::load(input_path(), &m);
+  if (!s.ok()) {
+    if (!s.is_corruption() && !s.is_io_error()) std::abort();
+    return;
+  }
+  std::size_t n = 0;
+  for (const auto& [k, v] : m) {
+    auto it = m.find(k);
+    if (it == m.end() || it->second != v) std::abort();
+    ++n;
+  }
+  if (n != m.size()) std::abort();
+  m[12345] = 1;
+  m.erase(12345);
 }
 
 }  // namespace sisu::fuzz

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/file.h"
+
 namespace sisu {
 namespace {
 
@@ -200,14 +202,7 @@ class PosixEnv final : public Env {
     return Status::OK();
   }
 
-  Status sync_dir(const std::string& dir) override {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno_status("cannot open directory", dir);
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) return errno_status("cannot sync directory", dir);
-    return Status::OK();
-  }
+  Status sync_dir(const std::string& dir) override { return sync_directory(dir); }
 
   Status create_dir(const std::string& dir) override {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {

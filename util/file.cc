@@ -90,11 +90,14 @@ Status AtomicFileWriter::commit() {
   }
   committed_ = true;
   // The rename is durable only once the directory is.
-  const std::string dir = dir_of(path_);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return errno_status("cannot open directory", dir);
-  const int rc = ::fsync(dfd);
-  ::close(dfd);
+  return sync_directory(dir_of(path_));
+}
+
+Status sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_status("cannot open directory", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
   if (rc != 0) return errno_status("cannot fsync directory", dir);
   return Status::OK();
 }

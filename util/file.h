@@ -42,6 +42,9 @@ class AtomicFileWriter {
   std::string buffer_;  // appends are gathered into large writes
 };
 
+// fsyncs a directory, which makes the renames and creations in it durable.
+Status sync_directory(const std::string& dir);
+
 // Which file a path names: a file replaced by rename is another file, whatever its size.
 struct FileId {
   std::uint64_t device = 0, inode = 0;

@@ -40,24 +40,35 @@ std::string file_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Every fault of a table file: the footer, the index section (as `sisu verify` checks an
-// index file), every record's checksum and order, and the index's pointers to the records.
-std::vector<std::string> table_faults(const std::string& path) {
-  std::vector<std::string> faults;
-  std::shared_ptr<sisu::TableReader> t;
-  if (Status s = sisu::TableReader::open(sisu::Env::posix(), path, 0, &t); !s.ok()) {
-    faults.push_back(status_line(path, s));
-    return faults;
-  }
+// A table file opened once for every command: the engine's reader (footer and index checked
+// as the engine checks them) and an IndexFile view of its index section.
+struct OpenedTable {
+  std::shared_ptr<sisu::TableReader> table;
   sisu::IndexFile index;
-  if (Status s = sisu::IndexFile::open_section(path, t->data_bytes(),
-                                               t->file_bytes() - t->data_bytes() -
-                                                   sizeof(sisu::TableFooter),
-                                               &index);
-      !s.ok()) {
-    faults.push_back(status_line(path, s));
+  Status index_status;  // of opening `index`
+  std::uint64_t index_bytes() const {
+    return table->file_bytes() - table->data_bytes() - sizeof(sisu::TableFooter);
+  }
+};
+
+Status open_table(const std::string& path, OpenedTable* o) {
+  if (Status s = sisu::TableReader::open(sisu::Env::posix(), path, 0, &o->table); !s.ok()) {
+    return s;
+  }
+  o->index_status =
+      sisu::IndexFile::open_section(path, o->table->data_bytes(), o->index_bytes(), &o->index);
+  return Status::OK();
+}
+
+// Every fault of an opened table file: the index section (as `sisu verify` checks an index
+// file), every record's checksum and order, and the index's pointers to the records.
+std::vector<std::string> table_faults(const std::string& path, const OpenedTable& o) {
+  std::vector<std::string> faults;
+  const std::shared_ptr<sisu::TableReader>& t = o.table;
+  if (!o.index_status.ok()) {
+    faults.push_back(status_line(path, o.index_status));
   } else {
-    for (const sisu::IndexFileFault& f : index.verify()) {
+    for (const sisu::IndexFileFault& f : o.index.verify()) {
       faults.push_back(fault_line(path, t->data_bytes() + f.offset, "index: " + f.what));
     }
   }
@@ -95,6 +106,13 @@ std::vector<std::string> table_faults(const std::string& path) {
                                     " records, the data holds " + std::to_string(records)));
   }
   return faults;
+}
+
+// The same, opening the file first (the footer's faults included).
+std::vector<std::string> table_faults(const std::string& path) {
+  OpenedTable o;
+  if (Status s = open_table(path, &o); !s.ok()) return {status_line(path, s)};
+  return table_faults(path, o);
 }
 
 struct Segment {
@@ -193,26 +211,27 @@ std::string printable(std::string_view bytes) {
 namespace {
 
 // One table file's JSON object (its index's shape plus the table's own counts) and faults.
-Status table_json(const std::string& path, Json* out, std::size_t* faults) {
-  std::shared_ptr<sisu::TableReader> t;
-  if (Status s = sisu::TableReader::open(sisu::Env::posix(), path, 0, &t); !s.ok()) return s;
-  sisu::IndexFile index;
-  const std::uint64_t index_bytes = t->file_bytes() - t->data_bytes() - sizeof(sisu::TableFooter);
-  if (Status s = sisu::IndexFile::open_section(path, t->data_bytes(), index_bytes, &index);
-      !s.ok()) {
-    return s;
-  }
-  *faults = table_faults(path).size();
-  Json j = index_json(index, *faults);
+Status table_json(const std::string& path, const OpenedTable& o, Json* out,
+                  std::size_t* faults) {
+  if (!o.index_status.ok()) return o.index_status;
+  *faults = table_faults(path, o).size();
+  Json j = index_json(o.index, *faults);
   j["path"] = path;
   j["kind"] = "table file";
-  j["file_bytes"] = t->file_bytes();
-  j["records"] = t->entries();
-  j["record_tombstones"] = t->tombstones();
-  j["data_bytes"] = t->data_bytes();
-  j["index_bytes"] = index_bytes;
+  j["file_bytes"] = o.table->file_bytes();
+  j["records"] = o.table->entries();
+  j["record_tombstones"] = o.table->tombstones();
+  j["data_bytes"] = o.table->data_bytes();
+  j["index_bytes"] = o.index_bytes();
   *out = std::move(j);
   return Status::OK();
+}
+
+// Opens the table file, then as above.
+Status table_json(const std::string& path, Json* out, std::size_t* faults) {
+  OpenedTable o;
+  if (Status s = open_table(path, &o); !s.ok()) return s;
+  return table_json(path, o, out, faults);
 }
 
 void print_table_block(const std::string& path, const Json& j, const char* indent) {
@@ -226,25 +245,20 @@ void print_table_block(const std::string& path, const Json& j, const char* inden
 }  // namespace
 
 int inspect_table(const std::string& path, bool json) {
+  OpenedTable o;
   Json j;
   std::size_t faults = 0;
-  if (Status s = table_json(path, &j, &faults); !s.ok()) return fail(path, s);
+  Status s = open_table(path, &o);
+  if (s.ok()) s = table_json(path, o, &j, &faults);
+  if (!s.ok()) return fail(path, s);
   if (json) {
     std::printf("%s\n", j.dump(2).c_str());
     return faults == 0 ? 0 : 1;
   }
   std::printf("sisu table file ");
   print_table_block(path, j, "");
-  sisu::IndexFile index;
-  std::shared_ptr<sisu::TableReader> t;
-  if (sisu::TableReader::open(sisu::Env::posix(), path, 0, &t).ok() &&
-      sisu::IndexFile::open_section(path, t->data_bytes(),
-                                    t->file_bytes() - t->data_bytes() - sizeof(sisu::TableFooter),
-                                    &index)
-          .ok()) {
-    std::printf("\n  index (key hash -> record offset)\n");
-    print_index_block(index, faults, "  ");
-  }
+  std::printf("\n  index (key hash -> record offset)\n");
+  print_index_block(o.index, faults, "  ");
   return faults == 0 ? 0 : 1;
 }
 

@@ -458,14 +458,17 @@ class ExtendibleHashMap {
   }
 
   // One directory slot. Everything a lookup needs before it reaches the table's metadata, so
-  // a lookup touches no table header.
+  // a lookup touches no table header. Trivial (no member initializers; DirEntry{} is all
+  // zeros), so that `new DirEntry[n]` leaves the array's pages untouched: see
+  // warm_spare_directory.
   struct DirEntry {
-    Table* table = nullptr;
-    std::uint32_t groups = 0;
-    std::uint8_t trie_base = 0;
-    std::uint8_t local_depth = 0;
-    bool has_overflow = false;
+    Table* table;
+    std::uint32_t groups;
+    std::uint8_t trie_base;
+    std::uint8_t local_depth;
+    bool has_overflow;
   };
+  static_assert(std::is_trivial_v<DirEntry>);
 
   // Table sizes: one per SlabAllocator class that fits a whole number of groups, up to
   // kMaxTableBytes; each holds more groups than the one before.
@@ -1043,6 +1046,7 @@ class ExtendibleHashMap {
     publish(left);
     publish(right);
     ++counters_.splits;
+    warm_spare_directory();
   }
 
   // The triehash window of t is used up: hash its keys again, with the window starting just
@@ -1071,7 +1075,15 @@ class ExtendibleHashMap {
   // restore_directory() (which cannot fail) if it did not.
   DirEntry* double_directory() {
     const std::size_t n = dir_size();
-    DirEntry* bigger = new DirEntry[2 * n];
+    DirEntry* bigger;
+    if (spare_dir_ != nullptr && spare_entries_ == 2 * n) {
+      bigger = spare_dir_;
+      memory_ -= spare_entries_ * sizeof(DirEntry);
+      spare_dir_ = nullptr;
+      spare_entries_ = spare_warm_bytes_ = 0;
+    } else {
+      bigger = new DirEntry[2 * n];
+    }
     for (std::size_t i = 0; i < n; ++i) bigger[2 * i] = bigger[2 * i + 1] = dir_[i];
     DirEntry* old = dir_;
     memory_ -= dir_bytes();
@@ -1095,6 +1107,7 @@ class ExtendibleHashMap {
     --counters_.directory_doublings;
   }
   void halve_directory() {
+    drop_spare_directory();
     const std::size_t n = dir_size() / 2;
     DirEntry* smaller = n == 1 ? &inline_dir_ : new DirEntry[n];
     for (std::size_t i = 0; i < n; ++i) smaller[i] = dir_[2 * i];
@@ -1109,7 +1122,42 @@ class ExtendibleHashMap {
     global_depth_ = depth;
     memory_ += dir_bytes();
   }
-  std::size_t dir_bytes() const { return dir_ == &inline_dir_ ? 0 : dir_size() * sizeof(DirEntry); }
+  std::size_t dir_bytes() const {
+    return dir_ == nullptr || dir_ == &inline_dir_ ? 0 : dir_size() * sizeof(DirEntry);
+  }
+
+  // Doubling a directory of 2^G entries writes a new array of 2^(G+1); at 10M keys that is
+  // 512 KiB, and its first touch (128 page faults) made the doubling the slowest insert of the
+  // whole growth (~200 us, against ~15 us for a split). So once the directory is large, the
+  // next one is allocated ahead (new DirEntry[] of a trivial type touches nothing) and its
+  // pages are touched one per split; a cycle has ~2^G splits and the array 2^(G-7) pages, so
+  // it is warm long before it is needed. It costs twice the directory, ~0.02 bytes per entry.
+  static constexpr std::size_t kSpareDirectoryFrom = 1024;  // entries (16 KiB)
+  static constexpr std::size_t kWarmStepBytes = 4096;
+  void warm_spare_directory() noexcept {
+    const std::size_t want = 2 * dir_size();
+    if (dir_size() < kSpareDirectoryFrom || global_depth_ >= index_internal::kMaxDepth) return;
+    if (spare_entries_ != want) {
+      drop_spare_directory();
+      spare_dir_ = new (std::nothrow) DirEntry[want];
+      if (spare_dir_ == nullptr) return;  // doubling will allocate, as without a spare
+      spare_entries_ = want;
+      memory_ += want * sizeof(DirEntry);
+    }
+    const std::size_t bytes = want * sizeof(DirEntry);
+    if (spare_warm_bytes_ < bytes) {
+      const std::size_t step = std::min(kWarmStepBytes, bytes - spare_warm_bytes_);
+      std::memset(reinterpret_cast<char*>(spare_dir_) + spare_warm_bytes_, 0, step);
+      spare_warm_bytes_ += step;
+    }
+  }
+  void drop_spare_directory() noexcept {
+    if (spare_dir_ == nullptr) return;
+    delete[] spare_dir_;
+    memory_ -= spare_entries_ * sizeof(DirEntry);
+    spare_dir_ = nullptr;
+    spare_entries_ = spare_warm_bytes_ = 0;
+  }
 
   void recount_tables_at_global_depth() {
     tables_at_global_depth_ = 0;
@@ -1254,6 +1302,7 @@ class ExtendibleHashMap {
       });
       if (dir_ != &inline_dir_) delete[] dir_;
     }
+    drop_spare_directory();
     dir_ = nullptr;
     inline_dir_ = DirEntry{};
     global_depth_ = 0;
@@ -1277,6 +1326,11 @@ class ExtendibleHashMap {
     memory_ = other.memory_;
     counters_ = other.counters_;
     checkpoint_ = std::move(other.checkpoint_);
+    spare_dir_ = other.spare_dir_;
+    spare_entries_ = other.spare_entries_;
+    spare_warm_bytes_ = other.spare_warm_bytes_;
+    other.spare_dir_ = nullptr;
+    other.spare_entries_ = other.spare_warm_bytes_ = 0;
     other.dir_ = nullptr;
     other.inline_dir_ = DirEntry{};
     other.global_depth_ = 0;
@@ -1439,7 +1493,12 @@ class ExtendibleHashMap {
   };
 
   DirEntry* dir_ = nullptr;  // &inline_dir_ while global_depth_ == 0; null before any table
-  DirEntry inline_dir_;      // a small map allocates no directory
+  DirEntry inline_dir_{};    // a small map allocates no directory
+  // The next directory (twice dir_'s size), allocated ahead and warmed a page per split; null
+  // while the directory is small or none is ready. See warm_spare_directory.
+  DirEntry* spare_dir_ = nullptr;
+  std::size_t spare_entries_ = 0;
+  std::size_t spare_warm_bytes_ = 0;  // of spare_dir_, touched so far
   unsigned global_depth_ = 0;
   std::size_t size_ = 0;
   std::size_t tables_ = 0;
@@ -1457,6 +1516,7 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
   s.size = size_;
   s.global_depth = global_depth_;
   s.memory_bytes = memory_bytes();
+  s.directory_bytes = dir_bytes() + spare_entries_ * sizeof(DirEntry);
   s.splits = counters_.splits;
   s.grows = counters_.grows;
   s.shrinks = counters_.shrinks;

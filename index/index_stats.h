@@ -22,6 +22,7 @@ struct IndexStats {
   std::size_t tombstones = 0;        // erased slots not yet reclaimed
   std::size_t overflow_tables = 0;   // tables chained because splits could not separate keys
   std::size_t overflow_entries = 0;  // entries in them
+  std::size_t directory_bytes = 0;   // the directory, and the next one warmed ahead of need
   double mean_probe_groups = 0;      // groups a successful lookup scans, on average (>= 1)
   std::size_t max_probe_groups = 0;  // the worst one
   // Since construction (or the last clear):

@@ -340,6 +340,45 @@ TEST(ExtendibleHashMap, CopyAndMove) {
   EXPECT_EQ(moved.size(), 2u);
 }
 
+// A large directory doubles into an array allocated and touched ahead of need (so that the
+// doubling is a copy into warm memory, not a run of page faults); the map accounts for it, a
+// copy starts without one, a move takes it along and clear() frees it.
+TEST(ExtendibleHashMap, DirectoryDoublesIntoAWarmedSpare) {
+  constexpr std::uint64_t kN = 1'100'000;  // global depth 11: doubled through a spare
+  auto key = [](std::uint64_t i) { return hash_internal::mix64(i, 7); };
+  U64Map m;
+  for (std::uint64_t i = 0; i < kN; ++i) m[key(i)] = i;
+  IndexStats s = m.stats();
+  ASSERT_GE(s.global_depth, 11u);
+  ASSERT_GE(s.directory_doublings, 11u);
+  const std::size_t dir = (std::size_t{16} << s.global_depth);
+  EXPECT_EQ(s.directory_bytes, dir + 2 * dir) << "the directory and its warmed successor";
+  for (std::uint64_t i = 0; i < kN; ++i) {
+    auto it = m.find(key(i));
+    ASSERT_NE(it, m.end()) << i;
+    ASSERT_EQ(it->second, i);
+  }
+
+  U64Map copy = m;
+  EXPECT_EQ(copy.stats().directory_bytes, dir) << "a copy starts without a spare";
+  EXPECT_EQ(copy.memory_bytes() + 2 * dir, m.memory_bytes());
+  for (std::uint64_t i = kN; i < 2 * kN; ++i) copy[key(i)] = i;  // grows past a doubling
+  EXPECT_EQ(copy.size(), 2 * kN);
+  EXPECT_EQ(copy.at(key(2 * kN - 1)), 2 * kN - 1);
+  EXPECT_EQ(copy.at(key(0)), 0u);
+
+  const std::size_t bytes = m.memory_bytes();
+  U64Map moved = std::move(m);
+  EXPECT_EQ(moved.memory_bytes(), bytes) << "the spare moves along";
+  EXPECT_EQ(m.memory_bytes(), sizeof(m));  // NOLINT(bugprone-use-after-move): moved-from is empty
+  moved[key(kN)] = kN;
+  EXPECT_EQ(moved.at(key(kN)), kN);
+
+  moved.clear();
+  EXPECT_EQ(moved.memory_bytes(), sizeof(moved)) << "clear frees the spare too";
+  EXPECT_EQ(moved.stats().directory_bytes, 0u);
+}
+
 TEST(ExtendibleHashMap, SizeHintAvoidsAllGrowth) {
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{100},
                         std::size_t{1000}, std::size_t{12345}, std::size_t{100000},

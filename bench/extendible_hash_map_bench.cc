@@ -5,6 +5,8 @@
 //   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
 //                 them all up, destroy; `times` times per iteration. Reported: ns per key.
 //   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order.
+//   BM_InsertSized, BM_FindHot: one insert into a map sized ahead, one lookup of a present
+//                 key, at 6215 keys (in cache): the per-operation cost without growth.
 //   BM_Growth:    insert 4M or 10M keys one by one, timing each: the slowest insert (max) and
 //                 the 99.9th percentile, and the peak memory during growth over the final.
 //   BM_Memory:    bytes per entry at 4M (memory from the map's own accounting for sisu, from a
@@ -68,6 +70,7 @@ using Pair = std::pair<const std::uint64_t, std::uint64_t>;
 struct Sisu {
   using Map = sisu::ExtendibleHashMap<std::uint64_t, std::uint64_t, sisu::Hash<std::uint64_t>>;
   static Map make() { return Map(0, sisu::Hash<std::uint64_t>(kSeed)); }
+  static Map make_sized(std::size_t n) { return Map(n, sisu::Hash<std::uint64_t>(kSeed)); }
   static std::size_t memory(const Map& m) { return m.memory_bytes(); }
   static bool available() { return true; }
 };
@@ -76,6 +79,11 @@ struct Absl {
   using Map = absl::flat_hash_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
                                   CountingAllocator<Pair>>;
   static Map make() { return Map(); }
+  static Map make_sized(std::size_t n) {
+    Map m;
+    m.reserve(n);
+    return m;
+  }
   static std::size_t memory(const Map&) { return AllocStats::current; }
   static bool available() { return true; }
 };
@@ -85,6 +93,11 @@ struct Boost {
   using Map = boost::unordered_flat_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
                                         CountingAllocator<Pair>>;
   static Map make() { return Map(); }
+  static Map make_sized(std::size_t n) {
+    Map m;
+    m.reserve(n);
+    return m;
+  }
   static std::size_t memory(const Map&) { return AllocStats::current; }
   static bool available() { return true; }
 };
@@ -93,6 +106,11 @@ struct Std {
   using Map = std::unordered_map<std::uint64_t, std::uint64_t, BenchHash, std::equal_to<>,
                                  CountingAllocator<Pair>>;
   static Map make() { return Map(); }
+  static Map make_sized(std::size_t n) {
+    Map m;
+    m.reserve(n);
+    return m;
+  }
   static std::size_t memory(const Map&) { return AllocStats::current; }
   static bool available() { return true; }
 };
@@ -180,6 +198,37 @@ void BM_Growth(benchmark::State& state) {
   state.counters["bytes_per_entry"] = bytes_per_entry;
 }
 
+// The cost of one operation without growth, at a ShortUse size whose map stays in cache:
+// inserts into a map sized for them (times a fresh map, its creation included), and lookups
+// of present keys (reading the value).
+template <class P>
+void BM_InsertSized(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const std::vector<std::uint64_t> keys = random_keys(size, size);
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    auto m = P::make_sized(size);
+    for (std::uint64_t k : keys) m[k] = k;
+    sum += m.size();
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(size));
+}
+
+template <class P>
+void BM_FindHot(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const std::vector<std::uint64_t> keys = random_keys(size, size);
+  auto m = P::make();
+  for (std::uint64_t k : keys) m[k] = k;
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    for (std::uint64_t k : keys) sum += m.find(k)->second;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(size));
+}
+
 void ShortUseArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"size", "times"});
   for (auto [size, times] : std::initializer_list<std::pair<int, int>>{
@@ -202,6 +251,8 @@ void GrowthArgs(benchmark::internal::Benchmark* b) {
 #define SISU_PEER_BENCHMARKS(P)                                      \
   BENCHMARK_TEMPLATE(BM_ShortUse, P)->Apply(ShortUseArgs);           \
   BENCHMARK_TEMPLATE(BM_Lookup, P)->Apply(LookupArgs);               \
+  BENCHMARK_TEMPLATE(BM_InsertSized, P)->ArgName("size")->Arg(6215); \
+  BENCHMARK_TEMPLATE(BM_FindHot, P)->ArgName("size")->Arg(6215);     \
   BENCHMARK_TEMPLATE(BM_Growth, P)->Apply(GrowthArgs);
 
 SISU_PEER_BENCHMARKS(Sisu)

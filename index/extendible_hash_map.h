@@ -1528,7 +1528,23 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
   if (dir_ == nullptr) return s;
   s.local_depth_histogram.assign(global_depth_ + 1, 0);
   std::size_t probe_sum = 0, full = 0;
+  double miss_groups = 0;
   for_each_main_table([&](Table* head) {
+    // A miss lands in this table with probability 2^-local_depth and scans, in each table of
+    // the chain, from the home group of its tophash (256 values, 0 and 1 remapped as
+    // tophash() does) to the first group with an empty slot.
+    std::size_t scanned = 0;
+    for (Table* t = head; t != nullptr; t = t->overflow) {
+      for (unsigned v = 0; v < 256; ++v) {
+        std::uint32_t g = index_internal::home_group(index_internal::tophash(v), t->groups);
+        for (std::uint32_t n = 1; n <= t->groups; ++n) {
+          ++scanned;
+          if (index_internal::Group::match_empty(t->meta(g)) != 0) break;
+          if (++g == t->groups) g = 0;
+        }
+      }
+    }
+    miss_groups += std::ldexp(static_cast<double>(scanned) / 256, -int{head->local_depth});
     for (Table* t = head; t != nullptr; t = t->overflow) {
       ++s.tables;
       s.capacity += t->capacity();
@@ -1551,6 +1567,7 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
   });
   s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0;
   s.mean_probe_groups = full ? static_cast<double>(probe_sum) / static_cast<double>(full) : 0;
+  s.mean_miss_probe_groups = miss_groups;
   return s;
 }
 

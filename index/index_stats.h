@@ -25,6 +25,7 @@ struct IndexStats {
   std::size_t directory_bytes = 0;   // the directory, and the next one warmed ahead of need
   double mean_probe_groups = 0;      // groups a successful lookup scans, on average (>= 1)
   std::size_t max_probe_groups = 0;  // the worst one
+  double mean_miss_probe_groups = 0;  // groups a lookup of an absent key scans, on average
   // Since construction (or the last clear):
   std::size_t splits = 0;              // one table became two
   std::size_t grows = 0;               // a table moved to a larger size class

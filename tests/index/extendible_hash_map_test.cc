@@ -379,6 +379,32 @@ TEST(ExtendibleHashMap, DirectoryDoublesIntoAWarmedSpare) {
   EXPECT_EQ(moved.stats().directory_bytes, 0u);
 }
 
+// stats().mean_miss_probe_groups: groups a lookup of an absent key scans. One in a map whose
+// groups all have an empty slot; short in a map built for its size; and with a constant hash
+// (every key in one overflow chain) at least one group in every table of the chain.
+TEST(ExtendibleHashMap, MissProbeLengthIsReported) {
+  U64Map tiny;
+  for (std::uint64_t k = 0; k < 10; ++k) tiny[k] = k;
+  EXPECT_EQ(tiny.stats().mean_miss_probe_groups, 1.0);
+
+  constexpr std::size_t kN = 100000;
+  U64Map hinted(kN);
+  for (std::uint64_t k = 0; k < kN; ++k) hinted[hash_internal::mix64(k, 3)] = k;
+  const IndexStats h = hinted.stats();
+  EXPECT_GE(h.mean_miss_probe_groups, 1.0);
+  EXPECT_LT(h.mean_miss_probe_groups, 1.5) << "tables at ~0.7 load end most misses at home";
+
+  struct Constant {
+    std::uint64_t operator()(std::uint64_t) const { return 42; }
+  };
+  ExtendibleHashMap<std::uint64_t, std::uint64_t, Constant> chained;
+  for (std::uint64_t k = 0; k < 20000; ++k) chained[k] = k;
+  const IndexStats c = chained.stats();
+  ASSERT_GE(c.overflow_tables, 2u);
+  EXPECT_GT(c.mean_miss_probe_groups, static_cast<double>(c.overflow_tables))
+      << "a miss scans the whole chain";
+}
+
 TEST(ExtendibleHashMap, SizeHintAvoidsAllGrowth) {
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{100},
                         std::size_t{1000}, std::size_t{12345}, std::size_t{100000},

@@ -37,9 +37,10 @@
 // up to kMaxTableBytes; a full table of the largest size splits into two tables, each sized
 // for its half, and each table lineage splits at its own size among the largest four, so that
 // tables do not all split at once. The directory doubles only when a table at local depth ==
-// global depth splits (a copy of the directory). The worst single insert is one table split or
-// grow plus, rarely, that copy. Tables are full at 15/16; the map's load factor stays between
-// 0.72 and 0.9 (mean 0.81) once it has split (docs/benchmarks.md).
+// global depth splits (a copy of the directory, into a spare array warmed ahead of need once
+// the directory is large). The worst single insert is one table split or grow plus, rarely,
+// that copy. Tables are full at 15/16; the map's load factor stays between 0.72 and 0.9
+// (mean 0.81) once it has split (docs/benchmarks.md).
 //
 // Shrink. Tables never move inside erase (erasing while iterating is safe). A later insert
 // into an underfull table shrinks it to a smaller class, or merges it with its buddy when both

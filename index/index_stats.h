@@ -34,6 +34,7 @@ struct IndexStats {
   std::size_t cleanups = 0;            // a table rebuilt in place to drop tombstones
   std::size_t directory_doublings = 0;
   std::size_t directory_halvings = 0;
+  std::size_t warm_directory_doublings = 0;  // of the doublings, those into a warmed spare
   std::size_t rehashed_keys = 0;  // keys hashed again because their stored triehash bits ran out
 };
 

@@ -123,19 +123,12 @@ class CheckpointLink {
   std::unique_ptr<CheckpointState> state;
 };
 
-inline std::uint8_t tophash(std::uint64_t h) {
-  const auto t = static_cast<std::uint8_t>(h);
-  return t < 2 ? static_cast<std::uint8_t>(t + 2) : t;  // 0 and 1 mark empty and tombstone
-}
 inline std::uint8_t triehash(std::uint64_t h, unsigned base) {
   return static_cast<std::uint8_t>((h << base) >> 56);
 }
 // A well-mixed function of a table's place in the directory.
 inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
   return hash_internal::mix64(prefix, 0x243f6a8885a308d3ULL + depth);
-}
-inline std::uint32_t home_group(std::uint8_t top, std::uint32_t groups) {
-  return (std::uint32_t{top} * groups) >> 8;
 }
 
 // Splits a table may do before its triehash window is used up. Each split uses one bit, and

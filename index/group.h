@@ -39,6 +39,17 @@ inline constexpr unsigned kGroupMetaBytes = 2 * kGroupWidth;
 inline constexpr std::uint8_t kEmpty = 0;
 inline constexpr std::uint8_t kTombstone = 1;
 
+// A key's tophash: the hash's low byte, with 0 and 1 (empty and tombstone) moved to 2 and 3.
+inline std::uint8_t tophash(std::uint64_t h) {
+  const auto t = static_cast<std::uint8_t>(h);
+  return t < 2 ? static_cast<std::uint8_t>(t + 2) : t;
+}
+// The group where a key's probe starts in a table of `groups` groups: a function of the
+// stored tophash and the table's size only, so entries move between tables without their hash.
+inline std::uint32_t home_group(std::uint8_t top, std::uint32_t groups) {
+  return (std::uint32_t{top} * groups) >> 8;
+}
+
 // Bit i set: slot i of the group. Iterate with `for (; m; m &= m - 1) slot = ctz(m)`.
 using SlotMask = std::uint32_t;
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -339,6 +340,7 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
   if (header_.tables > 0) s.local_depth_histogram.assign(header_.global_depth + 1, 0);
   s.memory_bytes = size_;
   if (fill_histogram != nullptr) fill_histogram->assign(10, 0);
+  double miss_groups = 0;
   for (const IndexFileTable& t : tables()) {
     ++s.tables;
     s.capacity += t.capacity();
@@ -352,6 +354,21 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
         full += top > index_internal::kTombstone;
         s.tombstones += top == index_internal::kTombstone;
       }
+      // As ExtendibleHashMap::stats: a miss lands in this table's chain with probability
+      // 2^-local_depth and scans each of its tables from the home group of its tophash to the
+      // first group with an empty slot.
+      std::size_t scanned = 0;
+      for (unsigned v = 0; v < 256; ++v) {
+        std::uint32_t g = index_internal::home_group(index_internal::tophash(v), t.groups);
+        for (std::uint32_t n = 1; n <= t.groups; ++n) {
+          ++scanned;
+          const std::uint8_t* group = meta + std::size_t{g} * index_internal::kGroupMetaBytes;
+          if (index_internal::Group::match_empty(group) != 0) break;
+          if (++g == t.groups) g = 0;
+        }
+      }
+      miss_groups +=
+          std::ldexp(static_cast<double>(scanned) / 256, -static_cast<int>(t.local_depth));
     }
     s.size += full;
     if (t.overflow) {
@@ -364,6 +381,7 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
     }
   }
   s.load_factor = s.capacity ? static_cast<double>(s.size) / static_cast<double>(s.capacity) : 0.0;
+  s.mean_miss_probe_groups = miss_groups;
   return s;
 }
 

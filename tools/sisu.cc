@@ -90,6 +90,7 @@ Json index_json(const sisu::IndexFile& file, std::size_t faults) {
   j["tables"] = st.tables;
   j["overflow_tables"] = st.overflow_tables;
   j["tombstones"] = st.tombstones;
+  j["mean_miss_probe_groups"] = st.mean_miss_probe_groups;
   j["local_depth_histogram"] = st.local_depth_histogram;
   j["fill_histogram"] = fill;
   j["key_bytes"] = h.key_bytes;
@@ -122,6 +123,9 @@ void print_index_block(const sisu::IndexFile& file, std::size_t faults, const ch
   row("tables",
       std::to_string(st.tables) + " (" + std::to_string(st.overflow_tables) + " overflow)");
   row("tombstones", std::to_string(st.tombstones));
+  char miss[32];
+  std::snprintf(miss, sizeof(miss), "%.2f groups per miss", st.mean_miss_probe_groups);
+  row("probe", miss);
   row("layout", std::to_string(h.key_bytes) + "-byte keys, " + std::to_string(h.value_bytes) +
                     "-byte values, " + std::to_string(h.slot_bytes) + "-byte slots");
   char seed[64];

@@ -137,6 +137,11 @@ TEST_F(ToolTest, InspectJsonEqualsStats) {
     EXPECT_EQ(j["local_depth_histogram"].get<std::vector<std::size_t>>(), s.local_depth_histogram);
     EXPECT_EQ(j["file_bytes"].get<std::uint64_t>(), fs::file_size(file));
     EXPECT_EQ(j["tombstones"].get<std::size_t>(), s.tombstones);
+    // The file and the map compute what a miss scans, each from its own copy of the layout.
+    EXPECT_DOUBLE_EQ(j["mean_miss_probe_groups"].get<double>(), s.mean_miss_probe_groups);
+    if (keys > 0) {
+      EXPECT_GE(s.mean_miss_probe_groups, 1.0);
+    }
   }
 }
 

@@ -1544,21 +1544,13 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
   std::size_t probe_sum = 0, full = 0;
   double miss_groups = 0;
   for_each_main_table([&](Table* head) {
-    // A miss lands in this table with probability 2^-local_depth and scans, in each table of
-    // the chain, from the home group of its tophash (256 values, 0 and 1 remapped as
-    // tophash() does) to the first group with an empty slot.
-    std::size_t scanned = 0;
+    // A miss lands in this table with probability 2^-local_depth and scans every table of
+    // its chain.
+    double scanned = 0;
     for (Table* t = head; t != nullptr; t = t->overflow) {
-      for (unsigned v = 0; v < 256; ++v) {
-        std::uint32_t g = index_internal::home_group(index_internal::tophash(v), t->groups);
-        for (std::uint32_t n = 1; n <= t->groups; ++n) {
-          ++scanned;
-          if (index_internal::Group::match_empty(t->meta(g)) != 0) break;
-          if (++g == t->groups) g = 0;
-        }
-      }
+      scanned += index_internal::mean_miss_groups(t->meta(0), t->groups);
     }
-    miss_groups += std::ldexp(static_cast<double>(scanned) / 256, -int{head->local_depth});
+    miss_groups += std::ldexp(scanned, -int{head->local_depth});
     for (Table* t = head; t != nullptr; t = t->overflow) {
       ++s.tables;
       s.capacity += t->capacity();

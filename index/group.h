@@ -22,6 +22,7 @@
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -174,5 +175,22 @@ inline constexpr const char* kGroupImpl = "sse2";
 using Group = GroupPortable;
 inline constexpr const char* kGroupImpl = "portable";
 #endif
+
+// What a lookup of an absent key costs in one table: the groups it scans from the home group of
+// its tophash to the first group with an empty slot, averaged over the 256 byte values (0 and 1
+// taken as tophash() maps them). `meta` is the table's metadata, group after group, as both
+// the map and a saved file lay it out.
+inline double mean_miss_groups(const std::uint8_t* meta, std::uint32_t groups) {
+  std::size_t scanned = 0;
+  for (unsigned v = 0; v < 256; ++v) {
+    std::uint32_t g = home_group(tophash(v), groups);
+    for (std::uint32_t n = 1; n <= groups; ++n) {
+      ++scanned;
+      if (Group::match_empty(meta + std::size_t{g} * kGroupMetaBytes) != 0) break;
+      if (++g == groups) g = 0;
+    }
+  }
+  return static_cast<double>(scanned) / 256;
+}
 
 }  // namespace sisu::index_internal

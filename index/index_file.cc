@@ -355,20 +355,9 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
         s.tombstones += top == index_internal::kTombstone;
       }
       // As ExtendibleHashMap::stats: a miss lands in this table's chain with probability
-      // 2^-local_depth and scans each of its tables from the home group of its tophash to the
-      // first group with an empty slot.
-      std::size_t scanned = 0;
-      for (unsigned v = 0; v < 256; ++v) {
-        std::uint32_t g = index_internal::home_group(index_internal::tophash(v), t.groups);
-        for (std::uint32_t n = 1; n <= t.groups; ++n) {
-          ++scanned;
-          const std::uint8_t* group = meta + std::size_t{g} * index_internal::kGroupMetaBytes;
-          if (index_internal::Group::match_empty(group) != 0) break;
-          if (++g == t.groups) g = 0;
-        }
-      }
-      miss_groups +=
-          std::ldexp(static_cast<double>(scanned) / 256, -static_cast<int>(t.local_depth));
+      // 2^-local_depth and scans each of its tables (an overflow table has its head's depth).
+      miss_groups += std::ldexp(index_internal::mean_miss_groups(meta, t.groups),
+                                -static_cast<int>(t.local_depth));
     }
     s.size += full;
     if (t.overflow) {

@@ -822,7 +822,7 @@ class ExtendibleHashMap {
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
     DirEntry* old_dir = nullptr;
     const std::size_t at_depth = tables_at_global_depth_;
-    const bool warm = spare_dir_ != nullptr && spare_entries_ == 2 * dir_size();
+    const bool warm = spare_fits();
     if (t->local_depth == global_depth_) old_dir = double_directory();
     try {
       split(t, bit, total - ones, ones);
@@ -1075,7 +1075,7 @@ class ExtendibleHashMap {
   DirEntry* double_directory() {
     const std::size_t n = dir_size();
     DirEntry* bigger;
-    if (spare_dir_ != nullptr && spare_entries_ == 2 * n) {
+    if (spare_fits()) {
       bigger = spare_dir_;
       memory_ -= spare_entries_ * sizeof(DirEntry);
       spare_dir_ = nullptr;
@@ -1144,7 +1144,7 @@ class ExtendibleHashMap {
     const std::size_t want = 2 * dir_size();
     // Not for a directory that may not double (a hostile hash): the spare would only hold memory.
     if (dir_size() < kSpareDirectoryFrom || !can_double_directory()) return;
-    if (spare_entries_ != want) {
+    if (!spare_fits()) {
       drop_spare_directory();
       spare_dir_ = new (std::nothrow) DirEntry[want];
       if (spare_dir_ == nullptr) return;  // doubling will allocate, as without a spare
@@ -1157,6 +1157,10 @@ class ExtendibleHashMap {
       std::memset(reinterpret_cast<char*>(spare_dir_) + spare_warm_bytes_, 0, step);
       spare_warm_bytes_ += step;
     }
+  }
+  // The spare is the size the next doubling needs.
+  bool spare_fits() const noexcept {
+    return spare_dir_ != nullptr && spare_entries_ == 2 * dir_size();
   }
   void drop_spare_directory() noexcept {
     if (spare_dir_ == nullptr) return;

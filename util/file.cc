@@ -42,6 +42,24 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
+namespace file_internal {
+
+void WriteBuffer::reserve_chunk() { bytes_.reserve(kWriteChunk); }
+
+Status WriteBuffer::append(int fd, const std::string& path, const void* data, std::size_t n) {
+  bytes_.append(static_cast<const char*>(data), n);
+  if (bytes_.size() >= kWriteChunk) return flush(fd, path);
+  return Status::OK();
+}
+
+Status WriteBuffer::flush(int fd, const std::string& path) {
+  Status s = write_all(fd, bytes_, path);
+  bytes_.clear();
+  return s;
+}
+
+}  // namespace file_internal
+
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
   // Unique per process and per writer, so that concurrent saves never share a temporary.
   static std::atomic<std::uint64_t> counter{0};
@@ -60,25 +78,17 @@ Status AtomicFileWriter::open() {
     fd_ = -1;
     return errno_status("cannot create", tmp_path_);
   }
-  buffer_.reserve(kWriteChunk);
+  buffer_.reserve_chunk();
   return Status::OK();
-}
-
-Status AtomicFileWriter::flush_buffer() {
-  Status s = write_all(fd_, buffer_, tmp_path_);
-  buffer_.clear();
-  return s;
 }
 
 Status AtomicFileWriter::append(const void* data, std::size_t n) {
-  buffer_.append(static_cast<const char*>(data), n);
   written_ += n;
-  if (buffer_.size() >= kWriteChunk) return flush_buffer();
-  return Status::OK();
+  return buffer_.append(fd_, tmp_path_, data, n);
 }
 
 Status AtomicFileWriter::commit() {
-  if (Status s = flush_buffer(); !s.ok()) return s;
+  if (Status s = buffer_.flush(fd_, tmp_path_); !s.ok()) return s;
   if (::fsync(fd_) != 0) return errno_status("cannot fsync", tmp_path_);
   if (::close(fd_) != 0) {
     fd_ = -2;  // closed: the destructor must not close it again, but still unlinks
@@ -167,21 +177,13 @@ Status AppendFileWriter::open(const std::string& path, const FileId& expected,
   return Status::OK();
 }
 
-Status AppendFileWriter::flush_buffer() {
-  Status s = write_all(fd_, buffer_, path_);
-  buffer_.clear();
-  return s;
-}
-
 Status AppendFileWriter::append(const void* data, std::size_t n) {
-  buffer_.append(static_cast<const char*>(data), n);
   size_ += n;
-  if (buffer_.size() >= kWriteChunk) return flush_buffer();
-  return Status::OK();
+  return buffer_.append(fd_, path_, data, n);
 }
 
 Status AppendFileWriter::sync() {
-  if (Status s = flush_buffer(); !s.ok()) return s;
+  if (Status s = buffer_.flush(fd_, path_); !s.ok()) return s;
   if (::fdatasync(fd_) != 0) return errno_status("cannot sync", path_);
   return Status::OK();
 }

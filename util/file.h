@@ -18,6 +18,20 @@
 
 namespace sisu {
 
+namespace file_internal {
+// Appends gathered into large write()s: what AtomicFileWriter and AppendFileWriter share.
+class WriteBuffer {
+ public:
+  void reserve_chunk();  // room for a whole chunk ahead, so appends do not reallocate
+  // Buffers the bytes, and writes the buffer to fd once it holds a chunk (1 MiB).
+  Status append(int fd, const std::string& path, const void* data, std::size_t n);
+  Status flush(int fd, const std::string& path);  // writes what is buffered
+
+ private:
+  std::string bytes_;
+};
+}  // namespace file_internal
+
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path);
@@ -32,14 +46,12 @@ class AtomicFileWriter {
   std::uint64_t bytes_written() const { return written_; }
 
  private:
-  Status flush_buffer();
-
   std::string path_;
   std::string tmp_path_;
   int fd_ = -1;
   bool committed_ = false;
   std::uint64_t written_ = 0;
-  std::string buffer_;  // appends are gathered into large writes
+  file_internal::WriteBuffer buffer_;
 };
 
 // fsyncs a directory, which makes the renames and creations in it durable.
@@ -72,12 +84,10 @@ class AppendFileWriter {
   std::uint64_t size() const { return size_; }  // of the file, appended bytes included
 
  private:
-  Status flush_buffer();
-
   std::string path_;
   int fd_ = -1;
   std::uint64_t size_ = 0;
-  std::string buffer_;
+  file_internal::WriteBuffer buffer_;
 };
 
 class FileReader {

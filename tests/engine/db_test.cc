@@ -14,6 +14,7 @@
 
 #include "engine/manifest.h"
 #include "tests/engine/fault_env.h"
+#include "tests/temp_path.h"
 
 namespace sisu {
 namespace {
@@ -23,10 +24,7 @@ namespace fs = std::filesystem;
 class DbTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::temp_directory_path() /
-            ("sisu_db_test_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-               .string();
+    dir_ = testing_support::test_temp_path("sisu_db_test");
     fs::remove_all(dir_);
   }
   void TearDown() override {

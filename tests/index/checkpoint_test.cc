@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "index/extendible_hash_map.h"
+#include "tests/temp_path.h"
 
 namespace sisu {
 namespace {
@@ -23,10 +24,7 @@ using Model = std::unordered_map<std::uint64_t, std::uint64_t>;
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = (fs::temp_directory_path() /
-             ("sisu_ckpt_" + std::to_string(::getpid()) + "_" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
+    path_ = testing_support::test_temp_path("sisu_ckpt");
     fs::remove(path_);
   }
   void TearDown() override { fs::remove(path_); }

@@ -21,6 +21,7 @@
 #include "engine/db.h"
 #include "index/extendible_hash_map.h"
 #include "index/index_file.h"
+#include "tests/temp_path.h"
 
 namespace sisu {
 namespace {
@@ -48,9 +49,7 @@ void spit(const std::string& path, const std::string& bytes) {
 class ToolTest : public ::testing::Test {
  public:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("sisu_tool_test." + std::to_string(::getpid()) + "." +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = testing_support::test_temp_path("sisu_tool_test");
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

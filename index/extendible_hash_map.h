@@ -140,6 +140,7 @@ inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
 #define SISU_EHM_TRIE_SPLITS 3
 #endif
 inline constexpr unsigned kTrieSplits = SISU_EHM_TRIE_SPLITS;
+static_assert(kTrieSplits <= 4, "the overflow filter uses triehash bits 0..3 (group.h)");
 // Directory depth limit: beyond it a table chains overflow tables instead of splitting.
 inline constexpr unsigned kMaxDepth = 40;
 // The directory may double while it has at most one slot per this many entries (or is small).
@@ -385,7 +386,8 @@ class ExtendibleHashMap {
 
  private:
 
-  static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;
+  static constexpr unsigned kGroupSlots = index_internal::kGroupSlots;
+  static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;  // lanes per half
 
   // --- persistence internals (extendible_hash_map_file.h) -----------------------------------
   struct Table;
@@ -397,6 +399,10 @@ class ExtendibleHashMap {
   Status for_each_record(F&& f) const;
   template <class Reader>
   static Status load_image(Reader& r, const std::string& path, ExtendibleHashMap* out);
+  template <class Reader>
+  static Status load_v1_entries(Reader& r, const index_file::FileHeader& h,
+                                std::uint64_t body_limit, const std::string& path,
+                                const Hash& hasher, ExtendibleHashMap* out);
   static Status load_checkpoint(FileReader& r, const std::string& path, ExtendibleHashMap* out);
   Status checkpoint_full(const std::string& path);
   static constexpr unsigned kHeaderBytes = 64;
@@ -407,7 +413,7 @@ class ExtendibleHashMap {
   static constexpr bool kTrivial = std::is_trivially_copyable_v<value_type>;
   static constexpr std::size_t kSlotBytes = sizeof(value_type);
   static constexpr std::size_t kGroupBytes = index_internal::kGroupMetaBytes +
-                                             kGroupWidth * kSlotBytes;
+                                             kGroupSlots * kSlotBytes;
   // The largest table: 32 KiB (1808 u64 -> u64 slots), or two groups for huge values. Larger
   // tables mean a smaller directory but a longer split; 32 KiB splits in ~10 us.
   static constexpr std::size_t kMaxTableBytes =
@@ -431,13 +437,13 @@ class ExtendibleHashMap {
       return reinterpret_cast<std::uint8_t*>(this) + kHeaderBytes +
              std::size_t{g} * index_internal::kGroupMetaBytes;
     }
-    std::uint8_t& top_of(std::uint32_t i) { return meta(i / kGroupWidth)[i % kGroupWidth]; }
+    std::uint8_t& top_of(std::uint32_t i) { return meta(i / kGroupSlots)[i % kGroupSlots]; }
     std::uint8_t& trie_of(std::uint32_t i) {
-      return meta(i / kGroupWidth)[kGroupWidth + i % kGroupWidth];
+      return meta(i / kGroupSlots)[kGroupWidth + i % kGroupSlots];
     }
     value_type* slot(std::uint32_t i) { return entry_at(this, groups, i); }
     void* slot_storage(std::uint32_t i) { return slot_address(this, groups, i); }
-    std::uint32_t capacity() const { return groups * kGroupWidth; }
+    std::uint32_t capacity() const { return groups * kGroupSlots; }
     bool full(std::uint32_t i) { return top_of(i) > index_internal::kTombstone; }
   };
   static_assert(sizeof(Table) <= kHeaderBytes);
@@ -503,7 +509,7 @@ class ExtendibleHashMap {
   }
   static std::uint32_t max_groups() { return size_classes().groups[size_classes().count - 1]; }
   static std::size_t max_load(std::uint32_t groups) {
-    return std::size_t{groups} * kGroupWidth * kMaxLoadNum / kMaxLoadDen;
+    return std::size_t{groups} * kGroupSlots * kMaxLoadNum / kMaxLoadDen;
   }
   // The smallest table size whose max load holds n entries (the largest if none does).
   static std::uint32_t groups_for(std::size_t n) {
@@ -608,13 +614,13 @@ class ExtendibleHashMap {
     std::uint32_t g = index_internal::home_group(top, t->groups);
     for (;;) {
       const std::uint8_t* meta = t->meta(g);
-      const index_internal::SlotMask free = index_internal::Group::match_free(meta);
+      const index_internal::SlotMask free = index_internal::SlotGroup::match_free(meta);
       if (free != 0) {
         const unsigned bit = index_internal::lowest_slot(free);
-        const std::uint32_t i = g * kGroupWidth + bit;
+        const std::uint32_t i = g * kGroupSlots + bit;
         // From the masks, not by reading the byte back: that read would wait for the store
         // of the previous claim in this group to retire.
-        if ((index_internal::Group::match_empty(meta) >> bit) & 1) {
+        if ((index_internal::SlotGroup::match_empty(meta) >> bit) & 1) {
           --t->growth_left;
         } else {
           --t->tombstones;
@@ -624,7 +630,18 @@ class ExtendibleHashMap {
         ++t->size;
         return i;
       }
+      index_internal::mark_overflow(t->meta(g), trie);
       if (++g == t->groups) g = 0;
+    }
+  }
+
+  // Rewrites t's overflow filters to exactly what its entries need (group.h).
+  static void set_filters(Table* t) {
+    std::uint16_t need[256];
+    index_internal::needed_filters(t->meta(0), t->groups, need);
+    for (std::uint32_t g = 0; g < t->groups; ++g) {
+      t->meta(g)[kGroupWidth - 1] = static_cast<std::uint8_t>(need[g]);
+      t->meta(g)[2 * kGroupWidth - 1] = static_cast<std::uint8_t>(need[g] >> 8);
     }
   }
 
@@ -635,9 +652,9 @@ class ExtendibleHashMap {
   SISU_ALWAYS_INLINE Slot find_in_group(Table* t, std::uint32_t groups, std::uint32_t g,
                                         const std::uint8_t* meta, std::uint8_t top,
                                         std::uint8_t trie, const K& key) const {
-    for (index_internal::SlotMask m = index_internal::Group::match(meta, top, trie); m != 0;
+    for (index_internal::SlotMask m = index_internal::SlotGroup::match(meta, top, trie); m != 0;
          m &= m - 1) {
-      const std::uint32_t i = g * kGroupWidth + index_internal::lowest_slot(m);
+      const std::uint32_t i = g * kGroupSlots + index_internal::lowest_slot(m);
       if (eq_(entry_at(t, groups, i)->first, key)) return Slot{t, i};
     }
     return Slot{};
@@ -651,21 +668,44 @@ class ExtendibleHashMap {
       const std::uint8_t* meta = t->meta(g);
       if (const Slot s = find_in_group(t, groups, g, meta, top, trie, key); s.table != nullptr)
         return s;
-      if (index_internal::Group::match_empty(meta) != 0) break;
+      // The group's filter, on the line just read, says whether a key like this one was ever
+      // pushed past it (group.h). A group with an empty slot has no filter bit set.
+      if (!index_internal::overflowed(meta, trie)) break;
       if (++g == groups) g = 0;
     }
     return Slot{};
   }
 
+  // The home group decides almost every lookup (hits: 88% at 4M keys; misses: all but those
+  // whose home group's filter has their bit), so only it is inlined, in as few instructions
+  // as possible: a lookup waiting on memory overlaps with the following ones only as far as
+  // the CPU's instruction window reaches. Setting up the general probe inline cost hits 15%
+  // at 4M keys (docs/benchmarks.md).
   template <class K>
-  Slot find_slot(std::uint64_t h, const K& key) const {
+  SISU_ALWAYS_INLINE Slot find_slot(std::uint64_t h, const K& key) const {
     if (dir_ == nullptr) return Slot{};
     const DirEntry& d = dir_[dir_index(h)];
-    if (d.table == nullptr) return Slot{};
+    Table* t = d.table;
+    if (t == nullptr) return Slot{};
     const std::uint8_t top = index_internal::tophash(h);
     const std::uint8_t trie = index_internal::triehash(h, d.trie_base);
+    const std::uint32_t g = index_internal::home_group(top, d.groups);
+    const std::uint8_t* meta = t->meta(g);
+    if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key); s.table != nullptr) {
+      return s;
+    }
+    return find_past_home(d, meta, top, trie, key);
+  }
+
+  // The rest of a probe that its home group did not end: the home group's filter (read here,
+  // out of line, as a hit never needs it), the groups after it, then the overflow chain.
+  template <class K>
+  [[gnu::noinline]] Slot find_past_home(const DirEntry& d, const std::uint8_t* home_meta,
+                                        std::uint8_t top, std::uint8_t trie,
+                                        const K& key) const {
+    if (!index_internal::overflowed(home_meta, trie) && !d.has_overflow) return Slot{};
     Slot s = find_in(d.table, d.groups, top, trie, key);
-    if (s.table == nullptr && d.has_overflow) [[unlikely]] {
+    if (s.table == nullptr && d.has_overflow) {
       for (Table* o = d.table->overflow; o != nullptr; o = o->overflow) {
         s = find_in(o, o->groups, top, trie, key);
         if (s.table != nullptr) break;
@@ -698,9 +738,9 @@ class ExtendibleHashMap {
             s.table != nullptr) {
           return {iterator(this, di, s, entry_at(t, d.groups, s.index)), false};
         }
-        const index_internal::SlotMask empty = index_internal::Group::match_empty(meta);
+        const index_internal::SlotMask empty = index_internal::SlotGroup::match_empty(meta);
         if (empty != 0 && t->growth_left != 0 && !t->erased) [[likely]] {
-          const std::uint32_t i = g * kGroupWidth + index_internal::lowest_slot(empty);
+          const std::uint32_t i = g * kGroupSlots + index_internal::lowest_slot(empty);
           --t->growth_left;
           ++t->size;
           t->top_of(i) = top;
@@ -815,8 +855,8 @@ class ExtendibleHashMap {
     for (Table* c = t; c != nullptr; c = c->overflow) {
       for (std::uint32_t g = 0; g < c->groups; ++g) {
         const std::uint8_t* meta = c->meta(g);
-        ones += static_cast<std::size_t>(std::popcount(index_internal::Group::match_full(meta) &
-                                                       index_internal::Group::trie_bit(meta, bit)));
+        ones += static_cast<std::size_t>(std::popcount(index_internal::SlotGroup::match_full(meta) &
+                                                       index_internal::SlotGroup::trie_bit(meta, bit)));
       }
     }
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
@@ -890,10 +930,11 @@ class ExtendibleHashMap {
     std::uint32_t place(std::uint8_t top, std::uint8_t trie) {
       Table* t = table;
       std::uint32_t g = index_internal::home_group(top, t->groups);
-      while (fill[g] == kGroupWidth) {
+      while (fill[g] == kGroupSlots) {
+        index_internal::mark_overflow(t->meta(g), trie);
         if (++g == t->groups) g = 0;
       }
-      const std::uint32_t i = g * kGroupWidth + fill[g]++;
+      const std::uint32_t i = g * kGroupSlots + fill[g]++;
       t->top_of(i) = top;
       t->trie_of(i) = trie;
       ++t->size;
@@ -925,8 +966,8 @@ class ExtendibleHashMap {
       for (std::size_t k = 0; k < n; ++k) {
         for (Table* c = srcs[k]; c != nullptr; c = c->overflow) {
           for (std::uint32_t g = 0; g < c->groups; ++g) {
-            for (auto m = index_internal::Group::match_full(c->meta(g)); m != 0; m &= m - 1) {
-              const std::uint32_t i = g * kGroupWidth + index_internal::lowest_slot(m);
+            for (auto m = index_internal::SlotGroup::match_full(c->meta(g)); m != 0; m &= m - 1) {
+              const std::uint32_t i = g * kGroupSlots + index_internal::lowest_slot(m);
               const std::uint8_t trie = c->trie_of(i);
               Table* to = pick(k, trie);
               std::uint32_t j;
@@ -1064,6 +1105,7 @@ class ExtendibleHashMap {
     for (Table* c = t; c != nullptr; c = c->overflow) {
       c->trie_base = base;
       for (std::uint32_t i = 0; i < c->capacity(); ++i) c->trie_of(i) = fresh[k++];
+      set_filters(c);  // they come from the triehash bytes just rewritten
       counters_.rehashed_keys += c->size;
     }
     publish(t);
@@ -1290,10 +1332,10 @@ class ExtendibleHashMap {
   void erase_slot(Slot s) noexcept {
     Table* t = s.table;
     t->slot(s.index)->~value_type();
-    const std::uint32_t g = s.index / kGroupWidth;
+    const std::uint32_t g = s.index / kGroupSlots;
     // A group that still has an empty slot never made a probe go past it, so the slot can be
     // empty again; otherwise it must stay a tombstone to keep later keys reachable.
-    if (index_internal::Group::match_empty(t->meta(g)) != 0) {
+    if (index_internal::SlotGroup::match_empty(t->meta(g)) != 0) {
       t->top_of(s.index) = index_internal::kEmpty;
       ++t->growth_left;
     } else {
@@ -1567,7 +1609,7 @@ IndexStats ExtendibleHashMap<K, V, H, E>::stats() const {
       for (std::uint32_t i = 0; i < t->capacity(); ++i) {
         if (!t->full(i)) continue;
         const std::uint32_t home = index_internal::home_group(t->top_of(i), t->groups);
-        const std::uint32_t g = i / index_internal::kGroupWidth;
+        const std::uint32_t g = i / kGroupSlots;
         const std::size_t groups = (g + t->groups - home) % t->groups + 1;
         probe_sum += groups;
         s.max_probe_groups = std::max(s.max_probe_groups, groups);

@@ -238,6 +238,8 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
   if (Status s = r.read_at(body_limit, &ft, sizeof(ft)); !s.ok()) return s;
   if (Status s = f::check_footer(ft, h, body_limit, path); !s.ok()) return s;
 
+  if (h.format_version == 1) return load_v1_entries(r, h, body_limit, path, hasher, out);
+
   // --- tables -------------------------------------------------------------------------------
   ExtendibleHashMap m(0, hasher);
   if (h.tables == 0) {
@@ -372,6 +374,91 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
   });
   if (!bad.empty()) return Status::corruption(path + ": " + bad);
   m.recount_tables_at_global_depth();
+  *out = std::move(m);
+  return Status::OK();
+}
+
+// A format version 1 file (16 slots per group, no overflow filters: index/group.h) cannot
+// become tables byte for byte. Each table record is checked (header, place, checksum) and its
+// entries are checked against their hash and inserted one by one, so the loaded map has this
+// build's layout, and its next save or checkpoint writes version 2.
+template <class K, class V, class H, class E>
+template <class Reader>
+Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_file::FileHeader& h,
+                                                      std::uint64_t body_limit,
+                                                      const std::string& path, const H& hasher,
+                                                      ExtendibleHashMap* out) {
+  namespace f = index_file;
+  using index_internal::at_offset;
+  const index_internal::GroupLayout layout = index_internal::GroupLayout::for_version(1);
+  const std::uint64_t group_bytes = layout.group_bytes(kSlotBytes);
+  // std::pair lays out first, then second at its alignment.
+  constexpr std::size_t kValueOffset = (sizeof(K) + alignof(V) - 1) / alignof(V) * alignof(V);
+  // The header's count sizes the map only as far as the file's bytes can back it.
+  const std::uint64_t hint = std::min<std::uint64_t>(h.entries, body_limit / kSlotBytes);
+  ExtendibleHashMap m(static_cast<std::size_t>(hint), hasher);
+  std::vector<std::uint8_t> payload;
+  std::uint64_t offset = sizeof(f::FileHeader);
+  std::uint64_t entries = 0;
+  for (std::uint32_t n = 0; n < h.tables; ++n) {
+    f::TableHeader th;
+    if (offset + sizeof(th) > body_limit) {
+      return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
+                                " runs past the footer");
+    }
+    if (Status s = r.read_at(offset, &th, sizeof(th)); !s.ok()) return s;
+    const std::string where = at_offset(path, offset) + "table " + std::to_string(n) + ": ";
+    if (th.magic != f::kTableMagic || th.reserved != 0 || th.flags > f::kTableIsOverflow ||
+        th.groups == 0 || th.groups > f::kMaxGroups) {
+      return Status::corruption(where + "bad table header");
+    }
+    const std::uint64_t bytes = th.groups * group_bytes;
+    if (bytes > body_limit - offset - sizeof(th)) {
+      return Status::corruption(where + "runs past the footer");
+    }
+    if (th.local_depth > h.global_depth || th.trie_base > th.local_depth ||
+        (th.local_depth < 64 && th.prefix >> th.local_depth != 0)) {
+      return Status::corruption(where + "bad place in the directory");
+    }
+    payload.resize(bytes);
+    if (Status s = r.read_at(offset + sizeof(th), payload.data(), bytes); !s.ok()) return s;
+    const std::uint32_t crc = th.crc;
+    th.crc = 0;
+    if (crc != crc32c::extend(crc32c::value(&th, sizeof(th)), payload.data(), bytes)) {
+      return Status::corruption(where + "checksum mismatch");
+    }
+    const std::uint8_t* slots = payload.data() + th.groups * index_internal::kGroupMetaBytes;
+    std::uint32_t full = 0;
+    for (std::uint32_t i = 0; i < th.groups * layout.slots; ++i) {
+      const std::uint8_t top = layout.top_of(payload.data(), i);
+      if (top <= index_internal::kTombstone) continue;
+      ++full;
+      K key;
+      V value;
+      std::memcpy(&key, slots + std::size_t{i} * kSlotBytes, sizeof(K));
+      std::memcpy(&value, slots + std::size_t{i} * kSlotBytes + kValueOffset, sizeof(V));
+      const std::uint64_t hv = m.hash_of(key);
+      if (index_internal::tophash(hv) != top ||
+          (th.local_depth != 0 && hv >> (64 - th.local_depth) != th.prefix)) {
+        return Status::corruption(where + "slot " + std::to_string(i) +
+                                  " holds a key that does not hash to it (written with "
+                                  "another hash function or seed?)");
+      }
+      if (!m.try_emplace(key, value).second) {
+        return Status::corruption(where + "a key is stored twice");
+      }
+    }
+    if (full != th.size) return Status::corruption(where + "metadata counts do not match");
+    entries += full;
+    offset += sizeof(th) + bytes;
+  }
+  if (offset != body_limit) {
+    return Status::corruption(at_offset(path, offset) + "unexpected bytes before the footer");
+  }
+  if (entries != h.entries) {
+    return Status::corruption(path + ": header says " + std::to_string(h.entries) +
+                              " entries, tables hold " + std::to_string(entries));
+  }
   *out = std::move(m);
   return Status::OK();
 }

@@ -24,7 +24,6 @@ namespace f = index_file;
 namespace {
 
 constexpr std::uint64_t kMetaBytes = index_internal::kGroupMetaBytes;
-constexpr std::uint64_t kWidth = index_internal::kGroupWidth;
 constexpr std::uint64_t kTableHeaderBytes = 64;  // the in-memory table header, not stored
 
 std::string hex(std::uint64_t v) {
@@ -42,10 +41,6 @@ std::string at_offset(const std::string& path, std::uint64_t offset) {
   return path + " at offset " + std::to_string(offset) + ": ";
 }
 
-std::uint8_t top_of(const std::uint8_t* meta, std::uint32_t i) {
-  return meta[(i / kWidth) * kMetaBytes + i % kWidth];
-}
-
 }  // namespace
 
 Status index_file::check_header(const FileHeader& h, const std::string& path) {
@@ -56,7 +51,8 @@ Status index_file::check_header(const FileHeader& h, const std::string& path) {
     return Status::corruption(at_offset(path, offsetof(FileHeader, crc)) +
                               "header checksum mismatch");
   }
-  if (h.format_version != kFormatVersion || h.header_bytes != sizeof(FileHeader)) {
+  if (h.format_version < kOldestFormatVersion || h.format_version > kFormatVersion ||
+      h.header_bytes != sizeof(FileHeader)) {
     return Status::corruption(path + ": unsupported format version " +
                               std::to_string(h.format_version));
   }
@@ -166,7 +162,8 @@ Status IndexFile::open_section(const std::string& path, std::uint64_t offset,
                         : 0;
   if (h.key_bytes == 0 || !pow2(key_align) || !pow2(value_align) ||
       h.slot_bytes < value_offset + h.value_bytes ||
-      kTableHeaderBytes + 32 + 16 * std::uint64_t{h.slot_bytes} > f::kMaxTableBytes) {
+      kTableHeaderBytes + index_internal::GroupLayout::for_version(h.format_version)
+                                  .group_bytes(h.slot_bytes) > f::kMaxTableBytes) {
     return Status::corruption(where(path, offsetof(f::FileHeader, key_bytes)) +
                               "impossible key/value layout");
   }
@@ -216,6 +213,7 @@ bool IndexFile::parse_table(std::uint64_t offset, std::uint32_t n, IndexFileTabl
   t->index = n;
   t->offset = offset;
   t->groups = th.groups;
+  t->slots = layout().slots;
   t->size = th.size;
   t->overflow = (th.flags & f::kTableIsOverflow) != 0;
   t->prefix = th.prefix;
@@ -284,7 +282,7 @@ std::vector<IndexFileFault> IndexFile::verify(
       const std::uint8_t* meta = at(offset + sizeof(f::TableHeader));
       std::uint32_t full = 0, tombstones = 0;
       for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-        const std::uint8_t top = top_of(meta, i);
+        const std::uint8_t top = layout().top_of(meta, i);
         full += top > index_internal::kTombstone;
         tombstones += top == index_internal::kTombstone;
       }
@@ -294,6 +292,21 @@ std::vector<IndexFileFault> IndexFile::verify(
                           name + "metadata counts do not match (record says " +
                               std::to_string(t.size) + " entries, metadata " +
                               std::to_string(full) + ")"});
+      }
+      if (layout().filter) {
+        // A probe stops at a group whose filter lacks the key's bit: an entry beyond such a
+        // group could never be found.
+        std::uint16_t need[f::kMaxGroups];
+        index_internal::needed_filters(meta, t.groups, need);
+        for (std::uint32_t g = 0; g < t.groups; ++g) {
+          const std::uint8_t* gm = meta + std::uint64_t{g} * kMetaBytes;
+          if ((index_internal::stored_filter(gm) & need[g]) != need[g]) {
+            faults.push_back({offset + sizeof(f::TableHeader) + std::uint64_t{g} * kMetaBytes,
+                              name + "group " + std::to_string(g) +
+                                  ": overflow filter cuts off entries beyond it"});
+            break;
+          }
+        }
       }
       entries += full;
     } else {
@@ -350,13 +363,13 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
       const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
       full = 0;
       for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-        const std::uint8_t top = top_of(meta, i);
+        const std::uint8_t top = layout().top_of(meta, i);
         full += top > index_internal::kTombstone;
         s.tombstones += top == index_internal::kTombstone;
       }
       // As ExtendibleHashMap::stats: a miss lands in this table's chain with probability
       // 2^-local_depth and scans each of its tables (an overflow table has its head's depth).
-      miss_groups += std::ldexp(index_internal::mean_miss_groups(meta, t.groups),
+      miss_groups += std::ldexp(index_internal::mean_miss_groups(meta, t.groups, layout()),
                                 -static_cast<int>(t.local_depth));
     }
     s.size += full;
@@ -384,7 +397,7 @@ void IndexFile::for_each_entry(
     const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
     const std::uint8_t* slots = meta + t.groups * kMetaBytes;
     for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-      if (top_of(meta, i) <= index_internal::kTombstone) continue;
+      if (layout().top_of(meta, i) <= index_internal::kTombstone) continue;
       const char* slot =
           reinterpret_cast<const char*>(slots) + std::uint64_t{i} * header_.slot_bytes;
       if (!f(std::string_view(slot, header_.key_bytes),
@@ -415,7 +428,8 @@ Status read_image(const FileReader& r, const std::string& path, std::string* ima
   if (h.crc != crc32c::value(&h, offsetof(f::FileHeader, crc))) {
     return Status::corruption(where(path, 0) + "checkpoint header checksum mismatch");
   }
-  if (h.format_version != f::kFormatVersion || h.header_bytes != sizeof(h)) {
+  if (h.format_version < f::kOldestFormatVersion || h.format_version > f::kFormatVersion ||
+      h.header_bytes != sizeof(h)) {
     return Status::corruption(path + ": unknown checkpoint format version " +
                               std::to_string(h.format_version));
   }

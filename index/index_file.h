@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "index/group.h"
 #include "index/index_file_format.h"
 #include "index/index_stats.h"
 #include "util/status.h"
@@ -59,7 +60,8 @@ struct IndexFileTable {
   unsigned local_depth = 0;
   unsigned trie_base = 0;
   bool intact = false;  // header sane and checksum good
-  std::uint32_t capacity() const { return groups * 16; }
+  std::uint32_t slots = index_internal::kGroupSlots;  // per group (16 in format version 1)
+  std::uint32_t capacity() const { return groups * slots; }
 };
 
 class IndexFile {
@@ -110,7 +112,10 @@ class IndexFile {
                    IndexFileFault* fault) const;
   const std::uint8_t* at(std::uint64_t offset) const { return data_ + offset; }
   std::uint64_t body_end() const { return size_ - sizeof(index_file::Footer); }
-  std::uint64_t group_bytes() const { return 32 + 16 * std::uint64_t{header_.slot_bytes}; }
+  index_internal::GroupLayout layout() const {
+    return index_internal::GroupLayout::for_version(header_.format_version);
+  }
+  std::uint64_t group_bytes() const { return layout().group_bytes(header_.slot_bytes); }
 
   std::string path_;
   void* map_ = nullptr;  // the whole file

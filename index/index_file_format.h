@@ -26,7 +26,10 @@ static_assert(std::endian::native == std::endian::little,
 
 inline constexpr char kMagic[8] = {'S', 'I', 'S', 'U', 'I', 'D', 'X', '1'};
 inline constexpr char kFooterMagic[8] = {'S', 'I', 'S', 'U', 'E', 'N', 'D', '1'};
-inline constexpr std::uint32_t kFormatVersion = 1;
+// Version 2 (written): groups of 15 slots with a 16-bit overflow filter (index/group.h).
+// Version 1 (still read): groups of 16 slots, no filter.
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kOldestFormatVersion = 1;
 inline constexpr std::uint32_t kTableMagic = 0x4c425453;  // "STBL"
 inline constexpr std::uint32_t kTableIsOverflow = 1;       // TableHeader::flags
 inline constexpr unsigned kMaxDepth = 40;                   // ExtendibleHashMap's deepest directory
@@ -52,7 +55,7 @@ static_assert(sizeof(FileHeader) == 64);
 
 struct TableHeader {
   std::uint32_t magic;   // kTableMagic
-  std::uint32_t groups;  // the table has groups * 16 slots
+  std::uint32_t groups;  // the table has groups * 15 slots (16 in format version 1)
   std::uint32_t size;    // full slots
   std::uint32_t flags;   // kTableIsOverflow: continues the chain of the table before
   std::uint64_t prefix;  // the top local_depth bits of every hash in the table

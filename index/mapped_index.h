@@ -10,7 +10,8 @@
 //            read of the tables' entries. (Format version 1 does not store the directory;
 //            the places in the headers are the directory, and they are checksummed.)
 //   find():  hashes the key with the file's seed, goes to its table through the directory and
-//            probes it as the map does (index/group.h). The first time a table is touched its
+//            probes it as the map does (index/group.h), in the layout of the file's format
+//            version (1 or 2). The first time a table is touched its
 //            checksum and metadata counts are checked; a damaged table answers
 //            is_corruption(), never a wrong value, and is reported again on every later touch.
 //
@@ -66,8 +67,9 @@ class MappedIndex {
       std::uint32_t g = index_internal::home_group(top, r.groups);
       for (std::uint32_t probed = 0; probed < r.groups; ++probed) {
         const std::uint8_t* meta = payload + std::size_t{g} * index_internal::kGroupMetaBytes;
-        for (auto m = index_internal::Group::match(meta, top, trie); m != 0; m &= m - 1) {
-          const std::uint32_t i = g * 16 + index_internal::lowest_slot(m);
+        for (auto m = index_internal::Group::match(meta, top, trie) & layout_.lanes; m != 0;
+             m &= m - 1) {
+          const std::uint32_t i = g * layout_.slots + index_internal::lowest_slot(m);
           const std::uint8_t* slot = slot_at(r, i);
           Key k;
           std::memcpy(&k, slot, sizeof(Key));
@@ -76,7 +78,7 @@ class MappedIndex {
             return Status::OK();
           }
         }
-        if (index_internal::Group::match_empty(meta) != 0) break;
+        if (layout_.stops(meta, trie)) break;
         if (++g == r.groups) g = 0;
       }
     }
@@ -91,8 +93,8 @@ class MappedIndex {
       if (Status s = check(t); !s.ok()) return s;
       const TableRef& r = tables_[t];
       const std::uint8_t* meta = base_ + r.payload;
-      for (std::uint32_t i = 0; i < r.groups * 16u; ++i) {
-        if (meta[(i / 16) * index_internal::kGroupMetaBytes + i % 16] < 2) continue;
+      for (std::uint32_t i = 0; i < r.groups * layout_.slots; ++i) {
+        if (layout_.top_of(meta, i) < 2) continue;
         Key k;
         Value v;
         std::memcpy(&k, slot_at(r, i), sizeof(Key));
@@ -164,22 +166,31 @@ class MappedIndex {
     std::memcpy(&th, base_ + r.header, sizeof(th));
     const std::uint32_t crc = th.crc;
     th.crc = 0;
-    const std::size_t payload = std::size_t{r.groups} * (index_internal::kGroupMetaBytes +
-                                                         16 * kSlotBytes);
+    const std::size_t payload = std::size_t{r.groups} * layout_.group_bytes(kSlotBytes);
     if (crc != crc32c::extend(crc32c::value(&th, sizeof(th)), base_ + r.payload, payload)) {
       return false;
     }
-    // The probe stops at a group with an empty slot: a table with none would be probed
-    // whole, which is correct but is not what the writer makes (at most 15/16 full).
+    // At most 15/16 of the slots used, as the writer makes them. In format version 1 a probe
+    // stops at a group with an empty slot; a table without one would be probed whole, which
+    // is correct but not what the writer makes. In version 2 a probe stops where a group's
+    // overflow filter lacks the key's bit: each entry's bit must be set on the way to it.
+    const std::uint8_t* meta = base_ + r.payload;
     std::uint32_t used = 0, full = 0;
-    for (std::uint32_t g = 0; g < r.groups; ++g) {
-      const std::uint8_t* meta = base_ + r.payload + std::size_t{g} * 32;
-      for (unsigned i = 0; i < 16; ++i) {
-        used += meta[i] != index_internal::kEmpty;
-        full += meta[i] >= 2;
+    for (std::uint32_t i = 0; i < r.groups * layout_.slots; ++i) {
+      const std::uint8_t top = layout_.top_of(meta, i);
+      used += top != index_internal::kEmpty;
+      full += top >= 2;
+    }
+    if (full != th.size || used > r.groups * layout_.slots * 15 / 16) return false;
+    if (layout_.filter) {
+      std::uint16_t need[index_file::kMaxGroups];
+      index_internal::needed_filters(meta, r.groups, need);
+      for (std::uint32_t g = 0; g < r.groups; ++g) {
+        const std::uint8_t* gm = meta + std::size_t{g} * index_internal::kGroupMetaBytes;
+        if ((index_internal::stored_filter(gm) & need[g]) != need[g]) return false;
       }
     }
-    return full == th.size && used <= r.groups * 15u;
+    return true;
   }
 
   std::string name_;
@@ -191,6 +202,7 @@ class MappedIndex {
   std::vector<std::uint32_t> dir_;
   std::vector<TableRef> tables_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> checked_;
+  index_internal::GroupLayout layout_ = index_internal::GroupLayout::for_version(2);
 };
 
 template <class K, class V, class H, class E>
@@ -223,7 +235,8 @@ Status MappedIndex<K, V, H, E>::open(const void* data, std::size_t bytes, std::s
   f::Footer ft;
   std::memcpy(&ft, base + body_end, sizeof(ft));
   if (Status s = f::check_footer(ft, h, body_end, name); !s.ok()) return s;
-  const std::uint64_t group_bytes = index_internal::kGroupMetaBytes + 16 * kSlotBytes;
+  m.layout_ = index_internal::GroupLayout::for_version(h.format_version);
+  const std::uint64_t group_bytes = m.layout_.group_bytes(kSlotBytes);
   const std::uint64_t min_record = sizeof(f::TableHeader) + group_bytes;
   // The directory costs at most 16 bytes of memory per byte of image (plus a small one).
   if (h.global_depth > f::kMaxDepth ||

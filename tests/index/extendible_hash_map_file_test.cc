@@ -16,6 +16,7 @@
 
 #include "index/extendible_hash_map.h"
 #include "index/index_file_format.h"
+#include "tests/index/format_fixtures.h"
 #include "util/crc32c.h"
 
 namespace sisu {
@@ -258,14 +259,20 @@ TEST(IndexFile, ValidChecksumsButInconsistentContentIsRejected) {
   std::memcpy(&th, bytes.data() + sizeof(f::FileHeader), sizeof(th));
   char* payload = bytes.data() + sizeof(f::FileHeader) + sizeof(th);
   const std::size_t slot_bytes = sizeof(std::pair<const std::uint64_t, std::uint64_t>);
-  char* slots = payload + std::size_t{th.groups} * 32;
+  using index_internal::kGroupMetaBytes;
+  using index_internal::kGroupSlots;
+  char* slots = payload + std::size_t{th.groups} * kGroupMetaBytes;
   std::vector<std::size_t> full;
-  for (std::size_t i = 0; i < std::size_t{th.groups} * 16; ++i) {
-    if (static_cast<unsigned char>(payload[(i / 16) * 32 + i % 16]) > 1) full.push_back(i);
+  for (std::size_t i = 0; i < std::size_t{th.groups} * kGroupSlots; ++i) {
+    if (static_cast<unsigned char>(payload[(i / kGroupSlots) * kGroupMetaBytes + i % kGroupSlots]) >
+        1) {
+      full.push_back(i);
+    }
   }
   ASSERT_GE(full.size(), 2u);
   std::memcpy(slots + full[1] * slot_bytes, slots + full[0] * slot_bytes, 8);
-  const std::size_t payload_bytes = std::size_t{th.groups} * (32 + 16 * slot_bytes);
+  const std::size_t payload_bytes =
+      std::size_t{th.groups} * (kGroupMetaBytes + kGroupSlots * slot_bytes);
   th.crc = 0;
   th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), payload, payload_bytes);
   std::memcpy(bytes.data() + sizeof(f::FileHeader), &th, sizeof(th));
@@ -273,6 +280,58 @@ TEST(IndexFile, ValidChecksumsButInconsistentContentIsRejected) {
   U64Map out;
   const Status s = U64Map::load(path, &out);
   EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_EQ(s.to_string().find("checksum"), std::string::npos)
+      << "the checksums are good: the content is what is rejected";
+}
+
+// Checksums good, but a group's overflow filter lacks the bit of an entry beyond it, so a
+// lookup would stop short of it: load refuses the file rather than lose the entry.
+TEST(IndexFile, AFilterThatCutsOffAnEntryIsRejected) {
+  TempDir dir;
+  const std::string path = dir.file("a.idx");
+  ASSERT_TRUE(sample_map(20000, 3).save(path).ok());
+  const std::vector<char> bytes = read_bytes(path);
+  std::string image(bytes.begin(), bytes.end());
+  ASSERT_TRUE(testing_support::cut_off_an_entry(&image));
+  write_bytes(path, std::vector<char>(image.begin(), image.end()));
+  U64Map out;
+  const Status s = U64Map::load(path, &out);
+  EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  EXPECT_NE(s.to_string().find("unreachable"), std::string::npos) << s.to_string();
+}
+
+// Files of format version 1 (16-slot groups, no overflow filter) still load, from a saved file
+// and from a checkpoint, and the next save writes version 2.
+TEST(IndexFile, FormatVersion1StillLoads) {
+  const auto want = testing_support::v1_fixture_entries();
+  for (const char* name : {"format_v1.idx", "format_v1.ckpt"}) {
+    U64Map m;
+    const Status s = U64Map::load(testing_support::v1_fixture(name), &m);
+    ASSERT_TRUE(s.ok()) << name << ": " << s.to_string();
+    ASSERT_EQ(m.size(), want.size()) << name;
+    for (const auto& [k, v] : want) {
+      auto it = m.find(k);
+      ASSERT_NE(it, m.end()) << name;
+      EXPECT_EQ(it->second, v);
+    }
+    EXPECT_EQ(m.find(hash_internal::mix64(0, 3)), m.end()) << "erased before the save";
+    TempDir dir;
+    ASSERT_TRUE(m.save(dir.file("v2.idx")).ok());
+    index_file::FileHeader h;
+    const std::vector<char> bytes = read_bytes(dir.file("v2.idx"));
+    std::memcpy(&h, bytes.data(), sizeof(h));
+    EXPECT_EQ(h.format_version, index_file::kFormatVersion);
+    U64Map again;
+    ASSERT_TRUE(U64Map::load(dir.file("v2.idx"), &again).ok());
+    expect_equal(m, again);
+  }
+  // A damaged version 1 file is still caught: one flipped byte in a slot.
+  std::vector<char> bytes = read_bytes(testing_support::v1_fixture("format_v1.idx"));
+  bytes[bytes.size() / 2] ^= 0x10;
+  TempDir dir;
+  write_bytes(dir.file("bad.idx"), bytes);
+  U64Map m;
+  EXPECT_TRUE(U64Map::load(dir.file("bad.idx"), &m).is_corruption());
 }
 
 // The file written by this process is read by another one, whose process seed differs.

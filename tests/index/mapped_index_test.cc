@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "index/extendible_hash_map.h"
+#include "tests/index/format_fixtures.h"
+#include "util/file.h"
 
 namespace sisu {
 namespace {
@@ -148,6 +150,59 @@ TEST(MappedIndex, DamageNeverGivesAWrongValue) {
   for (char& c : garbage) c = static_cast<char>(rng());
   View v;
   EXPECT_TRUE(View::open(garbage.data(), garbage.size(), "garbage", &v).is_corruption());
+}
+
+// Checksums good, but an overflow filter hides an entry: the table answers corruption, never
+// "not found" for a key that is there.
+TEST(MappedIndex, AFilterThatCutsOffAnEntryIsCorruption) {
+  const Map m = make_map(20000);
+  std::string img = image_of(m);
+  ASSERT_TRUE(testing_support::cut_off_an_entry(&img));
+  View v;
+  ASSERT_TRUE(View::open(img.data(), img.size(), "img", &v).ok()) << "tables are checked on touch";
+  std::size_t corrupt = 0;
+  for (std::uint64_t k = 0; k < 20000; ++k) {
+    std::uint64_t got = 0;
+    const Status s = v.find(k * 0x9e3779b97f4a7c15ULL, &got);
+    if (s.is_corruption()) {
+      ++corrupt;
+    } else if (k % 7 != 0) {
+      ASSERT_TRUE(s.ok()) << k << ": " << s.to_string();
+      ASSERT_EQ(got, k);
+    }
+  }
+  EXPECT_GT(corrupt, 0u) << "the damaged table must refuse to answer";
+}
+
+// A file of format version 1 (16-slot groups, probes stop at an empty slot) is read in place:
+// engine table files written before version 2 stay readable.
+TEST(MappedIndex, ReadsFormatVersion1) {
+  FileReader r;
+  ASSERT_TRUE(r.open(testing_support::v1_fixture("format_v1.idx")).ok());
+  std::string img(r.size(), '\0');
+  ASSERT_TRUE(r.read_at(0, img.data(), img.size()).ok());
+  View v;
+  const Status s = View::open(img.data(), img.size(), "v1", &v);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  const auto want = testing_support::v1_fixture_entries();
+  EXPECT_EQ(v.size(), want.size());
+  for (std::uint64_t i = 0; i < 3000; ++i) {
+    const std::uint64_t k = hash_internal::mix64(i, 3);
+    std::uint64_t got = 0;
+    const Status f = v.find(k, &got);
+    if (i % 7 == 0) {
+      EXPECT_TRUE(f.is_not_found()) << i;
+    } else {
+      ASSERT_TRUE(f.ok()) << i << ": " << f.to_string();
+      EXPECT_EQ(got, i);
+    }
+  }
+  std::size_t seen = 0;
+  ASSERT_TRUE(v.for_each([&](std::uint64_t k, std::uint64_t val) {
+                 EXPECT_EQ(want.at(k), val);
+                 ++seen;
+               }).ok());
+  EXPECT_EQ(seen, want.size());
 }
 
 // First touches race: several threads verify the same tables at once (TSan checks it).

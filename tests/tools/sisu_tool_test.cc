@@ -21,6 +21,7 @@
 #include "engine/db.h"
 #include "index/extendible_hash_map.h"
 #include "index/index_file.h"
+#include "tests/index/format_fixtures.h"
 #include "tests/temp_path.h"
 
 namespace sisu {
@@ -236,6 +237,34 @@ TEST_F(ToolTest, DamageSweep) {
   expect_rejected(*this, bad, "a PNG");
   expect_rejected(*this, dir_.string(), "a directory");
   expect_rejected(*this, path("missing.idx"), "a missing file");
+}
+
+// Format version 1 files still inspect, verify and dump; a version 2 file whose checksums are
+// good but whose overflow filter hides an entry fails verify, naming the group.
+TEST_F(ToolTest, FormatVersion1AndFilterFaults) {
+  const std::string v1 = testing_support::v1_fixture("format_v1.idx");
+  const ToolRun i = sisu("inspect " + v1 + " --json");
+  ASSERT_EQ(i.rc, 0) << i.err;
+  const auto j = nlohmann::json::parse(i.out);
+  EXPECT_EQ(j["format_version"].get<unsigned>(), 1u);
+  EXPECT_EQ(j["entries"].get<std::size_t>(), testing_support::v1_fixture_entries().size());
+  EXPECT_EQ(j["capacity"].get<std::size_t>() % 16, 0u) << "16 slots per group";
+  EXPECT_GE(j["mean_miss_probe_groups"].get<double>(), 1.0);
+  const ToolRun v = sisu("verify " + v1);
+  EXPECT_EQ(v.rc, 0) << v.out << v.err;
+  const ToolRun d = sisu("dump " + v1);
+  ASSERT_EQ(d.rc, 0) << d.err;
+  EXPECT_EQ(static_cast<std::size_t>(std::count(d.out.begin(), d.out.end(), '\n')),
+            testing_support::v1_fixture_entries().size());
+
+  const std::string file = path("cut.idx");
+  ASSERT_TRUE(sample(20000).save(file).ok());
+  std::string b = slurp(file);
+  ASSERT_TRUE(testing_support::cut_off_an_entry(&b));
+  spit(file, b);
+  const ToolRun bad = sisu("verify " + file);
+  EXPECT_EQ(bad.rc, 1) << bad.out;
+  EXPECT_NE(bad.out.find("overflow filter cuts off entries"), std::string::npos) << bad.out;
 }
 
 TEST_F(ToolTest, VerifyListsEveryFaultWithItsOffset) {

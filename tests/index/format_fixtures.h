@@ -1,0 +1,66 @@
+// Saved-file fixtures shared by the index tests:
+// - data/format_v1.idx and data/format_v1.ckpt: a map saved (and checkpointed) by the build
+//   before format version 2 (16-slot groups, no overflow filter), which readers must still
+//   read. The map: key mix64(i, 3) -> i for i in [0, 3000), i % 7 != 0 (those were erased,
+//   leaving tombstones), with sisu::Hash's default seed of that build, recorded in the file.
+// - cut_off_an_entry(): makes a version 2 image whose checksums are good but whose overflow
+//   filter hides an entry, the damage only a hostile writer makes.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "index/group.h"
+#include "index/index_file_format.h"
+#include "util/crc32c.h"
+#include "util/hash.h"
+
+namespace sisu::testing_support {
+
+inline std::string v1_fixture(const std::string& name) {
+  return std::string(SISU_TEST_DATA_DIR) + "/" + name;
+}
+
+inline std::map<std::uint64_t, std::uint64_t> v1_fixture_entries() {
+  std::map<std::uint64_t, std::uint64_t> m;
+  for (std::uint64_t i = 0; i < 3000; ++i) {
+    if (i % 7 != 0) m[hash_internal::mix64(i, 3)] = i;
+  }
+  return m;
+}
+
+// In a version 2 image of u64 -> u64 entries, clears the overflow filter of the first group
+// that an entry's probe must pass, and fixes that table's checksum. False if no entry lies
+// beyond its home group.
+inline bool cut_off_an_entry(std::string* image) {
+  namespace f = index_file;
+  using namespace index_internal;
+  f::FileHeader h;
+  std::memcpy(&h, image->data(), sizeof(h));
+  const std::uint64_t group_bytes = kGroupMetaBytes + kGroupSlots * std::uint64_t{h.slot_bytes};
+  std::uint64_t offset = sizeof(h);
+  for (std::uint32_t n = 0; n < h.tables; ++n) {
+    f::TableHeader th;
+    std::memcpy(&th, image->data() + offset, sizeof(th));
+    auto* meta = reinterpret_cast<std::uint8_t*>(image->data() + offset + sizeof(th));
+    const std::uint64_t payload = th.groups * group_bytes;
+    std::uint16_t need[f::kMaxGroups];
+    needed_filters(meta, th.groups, need);
+    for (std::uint32_t g = 0; g < th.groups; ++g) {
+      if (need[g] == 0) continue;
+      std::uint8_t* gm = meta + std::uint64_t{g} * kGroupMetaBytes;
+      gm[kGroupWidth - 1] = 0;
+      gm[2 * kGroupWidth - 1] = 0;
+      th.crc = 0;
+      th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), meta, payload);
+      std::memcpy(image->data() + offset, &th, sizeof(th));
+      return true;
+    }
+    offset += sizeof(th) + payload;
+  }
+  return false;
+}
+
+}  // namespace sisu::testing_support

@@ -12,6 +12,8 @@
 // saved map did. Anything else is is_corruption() (or is_io_error()), with the offset.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -330,6 +332,9 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
     if (full != th.size || full + tombstones > max_load(t->groups)) {
       return Status::corruption(where + "metadata counts do not match");
     }
+    if (const char* fault = index_internal::filter_fault(t->meta(0), t->groups)) {
+      return Status::corruption(where + fault);
+    }
     t->size = full;
     t->tombstones = tombstones;
     t->growth_left = static_cast<std::uint32_t>(max_load(t->groups) - full - tombstones);
@@ -379,9 +384,12 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
 }
 
 // A format version 1 file (16 slots per group, no overflow filters: index/group.h) cannot
-// become tables byte for byte. Each table record is checked (header, place, checksum) and its
-// entries are checked against their hash and inserted one by one, so the loaded map has this
-// build's layout, and its next save or checkpoint writes version 2.
+// become tables byte for byte. Each table record is checked (header, place, overflow chain,
+// checksum, the 15/16 bound) and each entry against its hash (table, tophash, triehash) and
+// its reachability by a version 1 probe, then inserted, so the loaded map has this build's
+// layout and its next save or checkpoint writes version 2. Unlike version 2 loading it does
+// not check that the tables' places tile the directory: no directory is built from them,
+// and a missing table shows as a count that does not add up.
 template <class K, class V, class H, class E>
 template <class Reader>
 Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_file::FileHeader& h,
@@ -400,7 +408,9 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
   std::vector<std::uint8_t> payload;
   std::uint64_t offset = sizeof(f::FileHeader);
   std::uint64_t entries = 0;
+  f::TableHeader head{};  // the last main table's record
   for (std::uint32_t n = 0; n < h.tables; ++n) {
+    std::uint32_t full = 0;
     f::TableHeader th;
     if (offset + sizeof(th) > body_limit) {
       return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
@@ -427,26 +437,59 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
     if (crc != crc32c::extend(crc32c::value(&th, sizeof(th)), payload.data(), bytes)) {
       return Status::corruption(where + "checksum mismatch");
     }
-    const std::uint8_t* slots = payload.data() + th.groups * index_internal::kGroupMetaBytes;
-    std::uint32_t full = 0;
+    // An overflow record continues the chain of the record before, at the same place.
+    if ((th.flags & f::kTableIsOverflow) != 0) {
+      if (n == 0 || head.prefix != th.prefix || head.local_depth != th.local_depth ||
+          head.trie_base != th.trie_base) {
+        return Status::corruption(where + "overflow table without its table");
+      }
+    } else {
+      head = th;
+    }
+    const std::uint8_t* meta = payload.data();
+    const std::uint8_t* slots = meta + th.groups * index_internal::kGroupMetaBytes;
+    std::uint32_t used = 0;
     for (std::uint32_t i = 0; i < th.groups * layout.slots; ++i) {
-      const std::uint8_t top = layout.top_of(payload.data(), i);
+      const std::uint8_t top = layout.top_of(meta, i);
+      used += top != index_internal::kEmpty;
       if (top <= index_internal::kTombstone) continue;
       ++full;
-      K key;
-      V value;
-      std::memcpy(&key, slots + std::size_t{i} * kSlotBytes, sizeof(K));
-      std::memcpy(&value, slots + std::size_t{i} * kSlotBytes + kValueOffset, sizeof(V));
+      // Copied out as bytes: K and V are trivially copyable, not necessarily constructible.
+      const std::uint8_t* slot = slots + std::size_t{i} * kSlotBytes;
+      std::array<std::uint8_t, sizeof(K)> key_bytes;
+      std::array<std::uint8_t, sizeof(V)> value_bytes;
+      std::memcpy(key_bytes.data(), slot, sizeof(K));
+      std::memcpy(value_bytes.data(), slot + kValueOffset, sizeof(V));
+      const K key = std::bit_cast<K>(key_bytes);
       const std::uint64_t hv = m.hash_of(key);
+      const std::uint32_t g = i / layout.slots;
       if (index_internal::tophash(hv) != top ||
+          index_internal::triehash(hv, th.trie_base) != meta[std::size_t{g} * index_internal::kGroupMetaBytes +
+                                                            index_internal::kGroupWidth + i % layout.slots] ||
           (th.local_depth != 0 && hv >> (64 - th.local_depth) != th.prefix)) {
         return Status::corruption(where + "slot " + std::to_string(i) +
                                   " holds a key that does not hash to it (written with "
                                   "another hash function or seed?)");
       }
-      if (!m.try_emplace(key, value).second) {
+      // Reachable by a version 1 probe: no group before it (from its home) has an empty slot,
+      // so the map loads exactly what MappedIndex finds in the same file.
+      bool reachable = true;
+      index_internal::for_each_passed_group(
+          index_internal::home_group(top, th.groups), g, th.groups, [&](std::uint32_t x) {
+            reachable &= (index_internal::Group::match_empty(
+                              meta + std::size_t{x} * index_internal::kGroupMetaBytes) &
+                          layout.lanes) == 0;
+          });
+      if (!reachable) {
+        return Status::corruption(where + "slot " + std::to_string(i) +
+                                  " is cut off from its home group");
+      }
+      if (!m.try_emplace(key, std::bit_cast<V>(value_bytes)).second) {
         return Status::corruption(where + "a key is stored twice");
       }
+    }
+    if (used > th.groups * layout.slots * kMaxLoadNum / kMaxLoadDen) {
+      return Status::corruption(where + "fuller than any table the map writes");
     }
     if (full != th.size) return Status::corruption(where + "metadata counts do not match");
     entries += full;

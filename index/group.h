@@ -255,6 +255,24 @@ inline std::uint16_t stored_filter(const std::uint8_t* group_meta) {
                                     group_meta[2 * kGroupWidth - 1] << 8);
 }
 
+// What is wrong with a saved table's filters, or null when nothing is: every bit an entry's
+// probe needs must be set (else a lookup stops short of the entry), and no entry may lie
+// beyond a group with an empty slot (the map never places one there, and its insert fast
+// path relies on it: a key not in its home group is absent when that group has an empty
+// slot). Only a hostile writer makes either with good checksums.
+inline const char* filter_fault(const std::uint8_t* meta, std::uint32_t groups) {
+  std::uint16_t need[256];
+  needed_filters(meta, groups, need);
+  for (std::uint32_t g = 0; g < groups; ++g) {
+    const std::uint8_t* m = meta + std::size_t{g} * kGroupMetaBytes;
+    if ((stored_filter(m) & need[g]) != need[g]) return "overflow filter cuts off entries";
+    if (need[g] != 0 && SlotGroup::match_empty(m) != 0) {
+      return "an entry lies beyond a group with an empty slot";
+    }
+  }
+  return nullptr;
+}
+
 // How a saved file's groups are laid out, by its format version (index_file_format.h):
 // version 2 is the map's layout above; version 1 had 16 slots per group and no filter, so a
 // probe went on to the next group until one had an empty slot. Readers of saved files

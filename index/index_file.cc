@@ -287,25 +287,15 @@ std::vector<IndexFileFault> IndexFile::verify(
         tombstones += top == index_internal::kTombstone;
       }
       // 15/16: the map never fills a table further (see ExtendibleHashMap::max_load).
-      if (full != t.size || full + tombstones > t.capacity() - t.capacity() / 16) {
+      if (full != t.size || full + tombstones > t.capacity() * 15 / 16) {
         faults.push_back({offset + offsetof(f::TableHeader, size),
                           name + "metadata counts do not match (record says " +
                               std::to_string(t.size) + " entries, metadata " +
                               std::to_string(full) + ")"});
       }
       if (layout().filter) {
-        // A probe stops at a group whose filter lacks the key's bit: an entry beyond such a
-        // group could never be found.
-        std::uint16_t need[f::kMaxGroups];
-        index_internal::needed_filters(meta, t.groups, need);
-        for (std::uint32_t g = 0; g < t.groups; ++g) {
-          const std::uint8_t* gm = meta + std::uint64_t{g} * kMetaBytes;
-          if ((index_internal::stored_filter(gm) & need[g]) != need[g]) {
-            faults.push_back({offset + sizeof(f::TableHeader) + std::uint64_t{g} * kMetaBytes,
-                              name + "group " + std::to_string(g) +
-                                  ": overflow filter cuts off entries beyond it"});
-            break;
-          }
+        if (const char* fault = index_internal::filter_fault(meta, t.groups)) {
+          faults.push_back({offset + sizeof(f::TableHeader), name + fault});
         }
       }
       entries += full;

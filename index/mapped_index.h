@@ -182,15 +182,7 @@ class MappedIndex {
       full += top >= 2;
     }
     if (full != th.size || used > r.groups * layout_.slots * 15 / 16) return false;
-    if (layout_.filter) {
-      std::uint16_t need[index_file::kMaxGroups];
-      index_internal::needed_filters(meta, r.groups, need);
-      for (std::uint32_t g = 0; g < r.groups; ++g) {
-        const std::uint8_t* gm = meta + std::size_t{g} * index_internal::kGroupMetaBytes;
-        if ((index_internal::stored_filter(gm) & need[g]) != need[g]) return false;
-      }
-    }
-    return true;
+    return !layout_.filter || index_internal::filter_fault(meta, r.groups) == nullptr;
   }
 
   std::string name_;

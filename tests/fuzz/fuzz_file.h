@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "index/extendible_hash_map.h"
 
@@ -27,7 +28,8 @@ inline bool write_input(const std::uint8_t* data, std::size_t size) {
 
 // Loads the input file as a u64 -> u64 map. It must be refused with is_corruption() or
 // is_io_error(), or load into a consistent map: every entry found by its key with its value,
-// size() matching iteration, and it must take writes. Anything else aborts (a finding).
+// size() matching iteration, no key inserted again by a later insert of it, and it must
+// take writes. Anything else aborts (a finding).
 inline void load_and_check_input() {
   using Map = ExtendibleHashMap<std::uint64_t, std::uint64_t>;
   Map m;
@@ -43,6 +45,12 @@ inline void load_and_check_input() {
     ++n;
   }
   if (n != m.size()) std::abort();
+  std::vector<std::uint64_t> keys;
+  for (const auto& [k, v] : m) keys.push_back(k);
+  for (std::uint64_t k : keys) {
+    if (m.try_emplace(k, 0).second) std::abort();  // an insert found no copy of a present key
+  }
+  if (m.size() != n) std::abort();
   m[12345] = 1;
   m.erase(12345);
 }

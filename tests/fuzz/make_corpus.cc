@@ -1,6 +1,7 @@
 // Writes the fuzzers' seed corpus: real index files of several shapes (empty, one entry,
-// thousands with erasures, deep directories, overflow chains from a constant hash).
-//   make_corpus DIR
+// thousands with erasures, deep directories, overflow chains from a constant hash), plus the
+// files of older format versions that readers still read (tests/index/data).
+//   make_corpus DIR [OLD_FORMATS_DIR]
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -57,11 +58,17 @@ bool engine_files(const std::string& dir) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_corpus DIR\n");
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: make_corpus DIR [OLD_FORMATS_DIR]\n");
     return 2;
   }
   const std::string dir = argv[1];
+  if (argc == 3) {
+    for (const auto& e : std::filesystem::directory_iterator(argv[2])) {
+      std::filesystem::copy_file(e.path(), dir + "/" + e.path().filename().string(),
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+  }
   using Map = sisu::ExtendibleHashMap<std::uint64_t, std::uint64_t>;
   bool ok = true;
   ok &= save(Map(0, sisu::Hash<std::uint64_t>(1)), dir + "/empty.idx");

@@ -172,6 +172,16 @@ TEST(MappedIndex, AFilterThatCutsOffAnEntryIsCorruption) {
     }
   }
   EXPECT_GT(corrupt, 0u) << "the damaged table must refuse to answer";
+
+  img = image_of(m);
+  ASSERT_TRUE(testing_support::gap_before_an_entry(&img));
+  ASSERT_TRUE(View::open(img.data(), img.size(), "img", &v).ok());
+  corrupt = 0;
+  for (std::uint64_t k = 0; k < 20000; ++k) {
+    std::uint64_t got = 0;
+    corrupt += v.find(k * 0x9e3779b97f4a7c15ULL, &got).is_corruption();
+  }
+  EXPECT_GT(corrupt, 0u) << "an entry beyond a group with an empty slot is refused too";
 }
 
 // A file of format version 1 (16-slot groups, probes stop at an empty slot) is read in place:

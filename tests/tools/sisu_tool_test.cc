@@ -265,6 +265,13 @@ TEST_F(ToolTest, FormatVersion1AndFilterFaults) {
   const ToolRun bad = sisu("verify " + file);
   EXPECT_EQ(bad.rc, 1) << bad.out;
   EXPECT_NE(bad.out.find("overflow filter cuts off entries"), std::string::npos) << bad.out;
+  ASSERT_TRUE(sample(20000).save(file).ok());
+  b = slurp(file);
+  ASSERT_TRUE(testing_support::gap_before_an_entry(&b));
+  spit(file, b);
+  const ToolRun gap = sisu("verify " + file);
+  EXPECT_EQ(gap.rc, 1) << gap.out;
+  EXPECT_NE(gap.out.find("beyond a group with an empty slot"), std::string::npos) << gap.out;
 }
 
 TEST_F(ToolTest, VerifyListsEveryFaultWithItsOffset) {

@@ -449,6 +449,13 @@ class ExtendibleHashMap {
     void* slot_storage(std::uint32_t i) { return slot_address(this, groups, i); }
     std::uint32_t capacity() const { return groups * kGroupSlots; }
     bool full(std::uint32_t i) { return top_of(i) > index_internal::kTombstone; }
+    // Writes both metadata bytes of slot `lane` of group g. Hot paths know (g, lane): going
+    // through top_of(g * 15 + lane) would divide by 15 again.
+    void set_meta(std::uint32_t g, unsigned lane, std::uint8_t top, std::uint8_t trie) {
+      std::uint8_t* m = meta(g);
+      m[lane] = top;
+      m[kGroupWidth + lane] = trie;
+    }
   };
   static_assert(sizeof(Table) <= kHeaderBytes);
   // Slot i of a table of `groups` groups. Lookups pass the group count from the directory
@@ -629,8 +636,7 @@ class ExtendibleHashMap {
         } else {
           --t->tombstones;
         }
-        t->top_of(i) = top;
-        t->trie_of(i) = trie;
+        t->set_meta(g, bit, top, trie);
         ++t->size;
         return i;
       }
@@ -745,11 +751,11 @@ class ExtendibleHashMap {
         }
         const index_internal::SlotMask empty = index_internal::SlotGroup::match_empty(meta);
         if (empty != 0 && t->growth_left != 0 && !t->erased) [[likely]] {
-          const std::uint32_t i = g * kGroupSlots + index_internal::lowest_slot(empty);
+          const unsigned lane = index_internal::lowest_slot(empty);
+          const std::uint32_t i = g * kGroupSlots + lane;
           --t->growth_left;
           ++t->size;
-          t->top_of(i) = top;
-          t->trie_of(i) = trie;
+          t->set_meta(g, lane, top, trie);
           const Slot s{t, i};
           construct_entry(s, std::forward<K>(key), std::forward<Args>(args)...);
           return {iterator(this, di, s, entry_at(t, d.groups, i)), true};
@@ -939,9 +945,9 @@ class ExtendibleHashMap {
         index_internal::mark_overflow(t->meta(g), trie);
         if (++g == t->groups) g = 0;
       }
-      const std::uint32_t i = g * kGroupSlots + fill[g]++;
-      t->top_of(i) = top;
-      t->trie_of(i) = trie;
+      const unsigned lane = fill[g]++;
+      t->set_meta(g, lane, top, trie);
+      const std::uint32_t i = g * kGroupSlots + lane;
       ++t->size;
       --t->growth_left;
       return i;
@@ -971,19 +977,22 @@ class ExtendibleHashMap {
       for (std::size_t k = 0; k < n; ++k) {
         for (Table* c = srcs[k]; c != nullptr; c = c->overflow) {
           for (std::uint32_t g = 0; g < c->groups; ++g) {
-            for (auto m = index_internal::SlotGroup::match_full(c->meta(g)); m != 0; m &= m - 1) {
-              const std::uint32_t i = g * kGroupSlots + index_internal::lowest_slot(m);
-              const std::uint8_t trie = c->trie_of(i);
+            const std::uint8_t* meta = c->meta(g);
+            for (auto m = index_internal::SlotGroup::match_full(meta); m != 0; m &= m - 1) {
+              const unsigned lane = index_internal::lowest_slot(m);
+              const std::uint32_t i = g * kGroupSlots + lane;
+              const std::uint8_t top = meta[lane];
+              const std::uint8_t trie = meta[kGroupWidth + lane];
               Table* to = pick(k, trie);
               std::uint32_t j;
               Filler* f = to == fillers[0].table   ? &fillers[0]
                           : to == fillers[1].table ? &fillers[1]
                                                    : new_filler(fillers, to);
               if (f != nullptr && to->growth_left != 0) {
-                j = f->place(c->top_of(i), retrie(k, trie));
+                j = f->place(top, retrie(k, trie));
               } else {  // not a fresh table, or full: a split half bigger than any table
                 to = with_room(to);
-                j = claim_slot(to, c->top_of(i), retrie(k, trie));
+                j = claim_slot(to, top, retrie(k, trie));
               }
               relocate(c, i, to, j);
               if constexpr (!kTrivial) moved.push_back({c, i, to, j});
@@ -1517,10 +1526,14 @@ class ExtendibleHashMap {
       Table* t = slot_.table;
       std::uint32_t i = slot_.index + 1;
       for (;;) {
-        for (; i < t->capacity(); ++i) {
-          if (t->full(i)) {
-            slot_ = Slot{t, i};
-            entry_ = t->slot(i);
+        // A group at a time: the full lanes at or after i's.
+        for (std::uint32_t g = i / kGroupSlots; g < t->groups; ++g) {
+          const unsigned from = g == i / kGroupSlots ? i % kGroupSlots : 0;
+          const index_internal::SlotMask m =
+              index_internal::SlotGroup::match_full(t->meta(g)) >> from << from;
+          if (m != 0) {
+            slot_ = Slot{t, g * kGroupSlots + index_internal::lowest_slot(m)};
+            entry_ = t->slot(slot_.index);
             return;
           }
         }

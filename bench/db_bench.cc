@@ -3,6 +3,7 @@
 //
 //   fillrandom        N puts of random 16-byte keys, 100-byte values, WAL on, no sync
 //   readrandom        N gets of those keys, in another random order, after a reopen
+//   readmissing       N gets of keys never written: every table file is asked and misses
 //   overwrite         N puts over the same keys
 //   fillsync          puts with sync = true, by 1 thread and by 4 (group commit)
 //   fill2threads      N puts split over 2 threads
@@ -203,6 +204,16 @@ void run_engine(Engine& e, const std::string& base, std::uint64_t num, std::uint
                                  e.name(), found.load(), num);
   r->add("readrandom", ops);
 
+  // readmissing: the negative lookups an LSM makes in every table that lacks a key.
+  std::atomic<std::uint64_t> phantom{0};
+  ops = run_threads(1, num, [&](int, std::uint64_t i) {
+    std::string v;
+    phantom += e.get(key_of(num + order[i]), &v);
+  });
+  if (phantom != 0) std::fprintf(stderr, "%s: readmissing found %" PRIu64 " keys never written\n",
+                                 e.name(), phantom.load());
+  r->add("readmissing", ops);
+
   // overwrite
   w0 = write_chars();
   ops = run_threads(1, num, [&](int, std::uint64_t i) { e.put(key_of(order[i]), value_of(i)); });
@@ -271,7 +282,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "rep %d %s done\n", rep + 1, e->name());
     }
   }
-  const char* rows[] = {"fillrandom",   "readrandom", "overwrite", "fill2threads",
+  const char* rows[] = {"fillrandom",   "readrandom", "readmissing", "overwrite", "fill2threads",
                         "readwhilewriting", "fillsync_1", "fillsync_4", "write_amp_fill",
                         "write_amp_overwrite", "space_amp"};
   std::printf("db_bench: num=%" PRIu64 " sync_num=%" PRIu64 " reps=%d memtable=%zu MiB (median)\n",

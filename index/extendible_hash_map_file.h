@@ -39,6 +39,38 @@ inline std::string at_offset(const std::string& path, std::uint64_t offset) {
   return path + " at offset " + std::to_string(offset) + ": ";
 }
 
+// Reads the header of table record n at `offset` and checks what needs no map: the record
+// starts before the footer; magic, flags and reserved bits; 1..255 groups of `group_bytes`
+// whose payload ends inside the body; a valid place in a directory of h's depth. *where gets
+// the prefix of the record's messages.
+template <class Reader>
+Status read_table_header(Reader& r, const index_file::FileHeader& h, std::uint32_t n,
+                         std::uint64_t offset, std::uint64_t body_limit,
+                         std::uint64_t group_bytes, const std::string& path,
+                         index_file::TableHeader* th, std::string* where) {
+  namespace f = index_file;
+  if (offset + sizeof(*th) > body_limit) {
+    return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
+                              " runs past the footer");
+  }
+  if (Status s = r.read_at(offset, th, sizeof(*th)); !s.ok()) return s;
+  *where = at_offset(path, offset) + "table " + std::to_string(n) + ": ";
+  if (th->magic != f::kTableMagic || th->reserved != 0 || th->flags > f::kTableIsOverflow) {
+    return Status::corruption(*where + "bad table header");
+  }
+  if (th->groups == 0 || th->groups > f::kMaxGroups) {
+    return Status::corruption(*where + "bad size (" + std::to_string(th->groups) + " groups)");
+  }
+  if (th->groups * group_bytes > body_limit - offset - sizeof(*th)) {
+    return Status::corruption(*where + "runs past the footer");
+  }
+  if (th->local_depth > h.global_depth || th->trie_base > th->local_depth ||
+      (th->local_depth < 64 && th->prefix >> th->local_depth != 0)) {
+    return Status::corruption(*where + "bad place in the directory");
+  }
+  return Status::OK();
+}
+
 }  // namespace index_internal
 
 // The header fields that describe this map's layout and hash; the caller sets the counts
@@ -259,27 +291,16 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
   Table* tail = nullptr;  // the last table of head's chain
   for (std::uint32_t n = 0; n < h.tables; ++n) {
     f::TableHeader th;
-    if (offset + sizeof(th) > body_limit) {
-      return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
-                                " runs past the footer");
+    std::string where;
+    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, kGroupBytes,
+                                                     path, &th, &where);
+        !s.ok()) {
+      return s;
     }
-    if (Status s = r.read_at(offset, &th, sizeof(th)); !s.ok()) return s;
-    const std::string where = at_offset(path, offset) + "table " + std::to_string(n) + ": ";
-    if (th.magic != f::kTableMagic || th.reserved != 0 || th.flags > f::kTableIsOverflow) {
-      return Status::corruption(where + "bad table header");
-    }
-    if (th.groups == 0 || th.groups > 255 ||
-        block_bytes(th.groups) > SlabAllocator::kMaxBlockBytes) {
+    if (block_bytes(th.groups) > SlabAllocator::kMaxBlockBytes) {
       return Status::corruption(where + "bad size (" + std::to_string(th.groups) + " groups)");
     }
     const std::uint64_t payload = std::uint64_t{th.groups} * kGroupBytes;
-    if (payload > body_limit - offset - sizeof(th)) {
-      return Status::corruption(where + "runs past the footer");
-    }
-    if (th.local_depth > h.global_depth || th.trie_base > th.local_depth ||
-        (th.local_depth < 64 && th.prefix >> th.local_depth != 0)) {
-      return Status::corruption(where + "bad place in the directory");
-    }
     const bool overflow = (th.flags & f::kTableIsOverflow) != 0;
     Table* t = nullptr;
     if (overflow) {
@@ -412,24 +433,13 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
   for (std::uint32_t n = 0; n < h.tables; ++n) {
     std::uint32_t full = 0;
     f::TableHeader th;
-    if (offset + sizeof(th) > body_limit) {
-      return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
-                                " runs past the footer");
-    }
-    if (Status s = r.read_at(offset, &th, sizeof(th)); !s.ok()) return s;
-    const std::string where = at_offset(path, offset) + "table " + std::to_string(n) + ": ";
-    if (th.magic != f::kTableMagic || th.reserved != 0 || th.flags > f::kTableIsOverflow ||
-        th.groups == 0 || th.groups > f::kMaxGroups) {
-      return Status::corruption(where + "bad table header");
+    std::string where;
+    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, group_bytes,
+                                                     path, &th, &where);
+        !s.ok()) {
+      return s;
     }
     const std::uint64_t bytes = th.groups * group_bytes;
-    if (bytes > body_limit - offset - sizeof(th)) {
-      return Status::corruption(where + "runs past the footer");
-    }
-    if (th.local_depth > h.global_depth || th.trie_base > th.local_depth ||
-        (th.local_depth < 64 && th.prefix >> th.local_depth != 0)) {
-      return Status::corruption(where + "bad place in the directory");
-    }
     payload.resize(bytes);
     if (Status s = r.read_at(offset + sizeof(th), payload.data(), bytes); !s.ok()) return s;
     const std::uint32_t crc = th.crc;

@@ -33,10 +33,12 @@ inline std::map<std::uint64_t, std::uint64_t> v1_fixture_entries() {
   return m;
 }
 
-// In a version 2 image of u64 -> u64 entries, clears the overflow filter of the first group
-// that an entry's probe must pass, and fixes that table's checksum. False if no entry lies
-// beyond its home group.
-inline bool cut_off_an_entry(std::string* image) {
+// Walks the table records of a version 2 image of u64 -> u64 entries, calling
+// damage(th, meta, need) with each record's header, its metadata and the filters its entries
+// need, until damage returns true (it changed the metadata); then fixes that record's
+// checksum and returns true. False if damage never did.
+template <class F>
+bool damage_a_table(std::string* image, F&& damage) {
   namespace f = index_file;
   using namespace index_internal;
   f::FileHeader h;
@@ -50,11 +52,7 @@ inline bool cut_off_an_entry(std::string* image) {
     const std::uint64_t payload = th.groups * group_bytes;
     std::uint16_t need[f::kMaxGroups];
     needed_filters(meta, th.groups, need);
-    for (std::uint32_t g = 0; g < th.groups; ++g) {
-      if (need[g] == 0) continue;
-      std::uint8_t* gm = meta + std::uint64_t{g} * kGroupMetaBytes;
-      gm[kGroupWidth - 1] = 0;
-      gm[2 * kGroupWidth - 1] = 0;
+    if (damage(th, meta, need)) {
       th.crc = 0;
       th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), meta, payload);
       std::memcpy(image->data() + offset, &th, sizeof(th));
@@ -65,25 +63,33 @@ inline bool cut_off_an_entry(std::string* image) {
   return false;
 }
 
-// In a version 2 image of u64 -> u64 entries, empties a full slot of the first group that an
-// entry's probe passes (dropping that slot's entry, and fixing the counts and checksums of the
-// table, the header and the footer), so an entry lies beyond a group with an empty slot:
-// lookups still find it, but the map's insert fast path would insert its key twice. False if
+// Clears the overflow filter of the first group that an entry's probe must pass. False if
 // no entry lies beyond its home group.
+inline bool cut_off_an_entry(std::string* image) {
+  using namespace index_internal;
+  return damage_a_table(image, [](index_file::TableHeader& th, std::uint8_t* meta,
+                                  const std::uint16_t* need) {
+    for (std::uint32_t g = 0; g < th.groups; ++g) {
+      if (need[g] == 0) continue;
+      meta[g * kGroupMetaBytes + kGroupWidth - 1] = 0;
+      meta[g * kGroupMetaBytes + 2 * kGroupWidth - 1] = 0;
+      return true;
+    }
+    return false;
+  });
+}
+
+// Empties a full slot of the first group that an entry's probe passes (dropping that slot's
+// entry, and fixing the counts and checksums of the table, the header and the footer), so an
+// entry lies beyond a group with an empty slot: lookups still find it, but the map's insert
+// fast path would insert its key twice. False if no entry lies beyond its home group.
 inline bool gap_before_an_entry(std::string* image) {
   namespace f = index_file;
   using namespace index_internal;
   f::FileHeader h;
   std::memcpy(&h, image->data(), sizeof(h));
-  const std::uint64_t group_bytes = kGroupMetaBytes + kGroupSlots * std::uint64_t{h.slot_bytes};
-  std::uint64_t offset = sizeof(h);
-  for (std::uint32_t n = 0; n < h.tables; ++n) {
-    f::TableHeader th;
-    std::memcpy(&th, image->data() + offset, sizeof(th));
-    auto* meta = reinterpret_cast<std::uint8_t*>(image->data() + offset + sizeof(th));
-    const std::uint64_t payload = th.groups * group_bytes;
-    std::uint16_t need[f::kMaxGroups];
-    needed_filters(meta, th.groups, need);
+  const bool done = damage_a_table(image, [&](f::TableHeader& th, std::uint8_t* meta,
+                                              const std::uint16_t* need) {
     for (std::uint32_t g = 0; g < th.groups; ++g) {
       std::uint8_t* gm = meta + std::uint64_t{g} * kGroupMetaBytes;
       if (need[g] == 0 || gm[0] < 2) continue;
@@ -92,23 +98,21 @@ inline bool gap_before_an_entry(std::string* image) {
       std::memset(meta + th.groups * kGroupMetaBytes + std::uint64_t{g} * kGroupSlots * h.slot_bytes,
                   0, h.slot_bytes);
       --th.size;
-      th.crc = 0;
-      th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), meta, payload);
-      std::memcpy(image->data() + offset, &th, sizeof(th));
-      --h.entries;
-      h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
-      std::memcpy(image->data(), &h, sizeof(h));
-      f::Footer ft;
-      const std::size_t at = image->size() - sizeof(ft);
-      std::memcpy(&ft, image->data() + at, sizeof(ft));
-      --ft.entries;
-      ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
-      std::memcpy(image->data() + at, &ft, sizeof(ft));
       return true;
     }
-    offset += sizeof(th) + payload;
-  }
-  return false;
+    return false;
+  });
+  if (!done) return false;
+  --h.entries;
+  h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
+  std::memcpy(image->data(), &h, sizeof(h));
+  f::Footer ft;
+  const std::size_t at = image->size() - sizeof(ft);
+  std::memcpy(&ft, image->data() + at, sizeof(ft));
+  --ft.entries;
+  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
+  std::memcpy(image->data() + at, &ft, sizeof(ft));
+  return true;
 }
 
 }  // namespace sisu::testing_support

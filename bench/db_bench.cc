@@ -210,8 +210,9 @@ void run_engine(Engine& e, const std::string& base, std::uint64_t num, std::uint
     std::string v;
     phantom += e.get(key_of(num + order[i]), &v);
   });
-  if (phantom != 0) std::fprintf(stderr, "%s: readmissing found %" PRIu64 " keys never written\n",
-                                 e.name(), phantom.load());
+  if (phantom != 0)
+    std::fprintf(stderr, "%s: readmissing found %" PRIu64 " keys never written\n", e.name(),
+                 phantom.load());
   r->add("readmissing", ops);
 
   // overwrite
@@ -282,9 +283,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "rep %d %s done\n", rep + 1, e->name());
     }
   }
-  const char* rows[] = {"fillrandom",   "readrandom", "readmissing", "overwrite", "fill2threads",
-                        "readwhilewriting", "fillsync_1", "fillsync_4", "write_amp_fill",
-                        "write_amp_overwrite", "space_amp"};
+  const char* rows[] = {"fillrandom",     "readrandom",          "readmissing", "overwrite",
+                        "fill2threads",   "readwhilewriting",    "fillsync_1",  "fillsync_4",
+                        "write_amp_fill", "write_amp_overwrite", "space_amp"};
   std::printf("db_bench: num=%" PRIu64 " sync_num=%" PRIu64 " reps=%d memtable=%zu MiB (median)\n",
               num, sync_num, reps, memtable_bytes >> 20);
   std::printf("%-20s", "benchmark");

@@ -388,7 +388,6 @@ class ExtendibleHashMap {
   Status checkpoint(const std::string& path);
 
  private:
-
   static constexpr unsigned kGroupSlots = index_internal::kGroupSlots;
   static constexpr unsigned kGroupWidth = index_internal::kGroupWidth;  // lanes per half
 
@@ -416,8 +415,8 @@ class ExtendibleHashMap {
   static constexpr std::size_t kMaxLoadNum = 15, kMaxLoadDen = 16;
   static constexpr bool kTrivial = std::is_trivially_copyable_v<value_type>;
   static constexpr std::size_t kSlotBytes = sizeof(value_type);
-  static constexpr std::size_t kGroupBytes = index_internal::kGroupMetaBytes +
-                                             kGroupSlots * kSlotBytes;
+  static constexpr std::size_t kGroupBytes =
+      index_internal::kGroupMetaBytes + kGroupSlots * kSlotBytes;
   // The largest table: 32 KiB (1800 u64 -> u64 slots), or two groups for huge values. Larger
   // tables mean a smaller directory but a longer split; 32 KiB splits in ~10 us.
   static constexpr std::size_t kMaxTableBytes =
@@ -690,7 +689,7 @@ class ExtendibleHashMap {
   // whose home group's filter has their bit), so only it is inlined, in as few instructions
   // as possible: a lookup waiting on memory overlaps with the following ones only as far as
   // the CPU's instruction window reaches. Setting up the general probe inline cost hits 15%
-  // at 4M keys (docs/benchmarks.md).
+  // at 4M keys (docs/design.md, "Lookups and their dependent loads").
   template <class K>
   SISU_ALWAYS_INLINE Slot find_slot(std::uint64_t h, const K& key) const {
     if (dir_ == nullptr) return Slot{};
@@ -711,8 +710,7 @@ class ExtendibleHashMap {
   // out of line, as a hit never needs it), the groups after it, then the overflow chain.
   template <class K>
   [[gnu::noinline]] Slot find_past_home(const DirEntry& d, const std::uint8_t* home_meta,
-                                        std::uint8_t top, std::uint8_t trie,
-                                        const K& key) const {
+                                        std::uint8_t top, std::uint8_t trie, const K& key) const {
     if (!index_internal::overflowed(home_meta, trie) && !d.has_overflow) return Slot{};
     Slot s = find_in(d.table, d.groups, top, trie, key);
     if (s.table == nullptr && d.has_overflow) {
@@ -732,8 +730,9 @@ class ExtendibleHashMap {
     // Fast path, one pass over the home group: most inserts find there either the key or an
     // empty slot. A group with an empty slot never had an entry pushed past it (its filter
     // is clear: group.h; load() rejects files that break this), so the key is absent and
-    // that slot may take it (any free slot of the home group is on the key's probe). Everything else (a full home group,
-    // a full or once-erased table, an overflow chain, no table yet) takes the general path.
+    // that slot may take it (any free slot of the home group is on the key's probe).
+    // Everything else (a full home group, a full or once-erased table, an overflow chain, no
+    // table yet) takes the general path.
     // Measured on a hinted 6215-key u64 map: 9.9 -> 7.1 ns per insert (boost: 2.9;
     // bench/extendible_hash_map_bench, BM_InsertSized).
     if (dir_ != nullptr) [[likely]] {
@@ -866,8 +865,9 @@ class ExtendibleHashMap {
     for (Table* c = t; c != nullptr; c = c->overflow) {
       for (std::uint32_t g = 0; g < c->groups; ++g) {
         const std::uint8_t* meta = c->meta(g);
-        ones += static_cast<std::size_t>(std::popcount(index_internal::SlotGroup::match_full(meta) &
-                                                       index_internal::SlotGroup::trie_bit(meta, bit)));
+        ones +=
+            static_cast<std::size_t>(std::popcount(index_internal::SlotGroup::match_full(meta) &
+                                                   index_internal::SlotGroup::trie_bit(meta, bit)));
       }
     }
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless

@@ -45,9 +45,8 @@ inline std::string at_offset(const std::string& path, std::uint64_t offset) {
 // the prefix of the record's messages.
 template <class Reader>
 Status read_table_header(Reader& r, const index_file::FileHeader& h, std::uint32_t n,
-                         std::uint64_t offset, std::uint64_t body_limit,
-                         std::uint64_t group_bytes, const std::string& path,
-                         index_file::TableHeader* th, std::string* where) {
+                         std::uint64_t offset, std::uint64_t body_limit, std::uint64_t group_bytes,
+                         const std::string& path, index_file::TableHeader* th, std::string* where) {
   namespace f = index_file;
   if (offset + sizeof(*th) > body_limit) {
     return Status::corruption(at_offset(path, offset) + "table " + std::to_string(n) +
@@ -292,8 +291,8 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
   for (std::uint32_t n = 0; n < h.tables; ++n) {
     f::TableHeader th;
     std::string where;
-    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, kGroupBytes,
-                                                     path, &th, &where);
+    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, kGroupBytes, path,
+                                                     &th, &where);
         !s.ok()) {
       return s;
     }
@@ -434,8 +433,8 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
     std::uint32_t full = 0;
     f::TableHeader th;
     std::string where;
-    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, group_bytes,
-                                                     path, &th, &where);
+    if (Status s = index_internal::read_table_header(r, h, n, offset, body_limit, group_bytes, path,
+                                                     &th, &where);
         !s.ok()) {
       return s;
     }
@@ -474,8 +473,9 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
       const std::uint64_t hv = m.hash_of(key);
       const std::uint32_t g = i / layout.slots;
       if (index_internal::tophash(hv) != top ||
-          index_internal::triehash(hv, th.trie_base) != meta[std::size_t{g} * index_internal::kGroupMetaBytes +
-                                                            index_internal::kGroupWidth + i % layout.slots] ||
+          index_internal::triehash(hv, th.trie_base) !=
+              meta[std::size_t{g} * index_internal::kGroupMetaBytes + index_internal::kGroupWidth +
+                   i % layout.slots] ||
           (th.local_depth != 0 && hv >> (64 - th.local_depth) != th.prefix)) {
         return Status::corruption(where + "slot " + std::to_string(i) +
                                   " holds a key that does not hash to it (written with "

@@ -237,8 +237,7 @@ inline void for_each_passed_group(std::uint32_t home, std::uint32_t at, std::uin
 // slots of its metadata: each entry's bit on every group from its home group up to the group
 // that holds it. A loaded file's filters must include these; rehashing a table's triehash
 // bytes recomputes its filters from them.
-inline void needed_filters(const std::uint8_t* meta, std::uint32_t groups,
-                           std::uint16_t* filter) {
+inline void needed_filters(const std::uint8_t* meta, std::uint32_t groups, std::uint16_t* filter) {
   std::memset(filter, 0, std::size_t{groups} * sizeof(std::uint16_t));
   for (std::uint32_t g = 0; g < groups; ++g) {
     const std::uint8_t* m = meta + std::size_t{g} * kGroupMetaBytes;
@@ -251,8 +250,8 @@ inline void needed_filters(const std::uint8_t* meta, std::uint32_t groups,
   }
 }
 inline std::uint16_t stored_filter(const std::uint8_t* group_meta) {
-  return static_cast<std::uint16_t>(group_meta[kGroupWidth - 1] |
-                                    group_meta[2 * kGroupWidth - 1] << 8);
+  return static_cast<std::uint16_t>(group_meta[kGroupWidth - 1] | group_meta[2 * kGroupWidth - 1]
+                                                                      << 8);
 }
 
 // What is wrong with a saved table's filters, or null when nothing is: every bit an entry's

@@ -162,8 +162,9 @@ Status IndexFile::open_section(const std::string& path, std::uint64_t offset,
                         : 0;
   if (h.key_bytes == 0 || !pow2(key_align) || !pow2(value_align) ||
       h.slot_bytes < value_offset + h.value_bytes ||
-      kTableHeaderBytes + index_internal::GroupLayout::for_version(h.format_version)
-                                  .group_bytes(h.slot_bytes) > f::kMaxTableBytes) {
+      kTableHeaderBytes +
+              index_internal::GroupLayout::for_version(h.format_version).group_bytes(h.slot_bytes) >
+          f::kMaxTableBytes) {
     return Status::corruption(where(path, offsetof(f::FileHeader, key_bytes)) +
                               "impossible key/value layout");
   }

@@ -691,8 +691,8 @@ TEST(ExtendibleHashMap, FailedReserveLeavesTheMapUnchanged) {
 TEST(Group, FilterLanesAndBits) {
   using namespace index_internal;
   alignas(32) std::uint8_t meta[kGroupMetaBytes] = {};
-  meta[15] = 7;   // a filter byte equal to a tophash...
-  meta[31] = 9;   // ...and to a triehash
+  meta[15] = 7;  // a filter byte equal to a tophash...
+  meta[31] = 9;  // ...and to a triehash
   meta[3] = 7;
   meta[16 + 3] = 9;
   EXPECT_EQ(SlotGroup::match(meta, 7, 9), SlotMask{1} << 3);
@@ -702,7 +702,8 @@ TEST(Group, FilterLanesAndBits) {
   for (unsigned b = 0; b < 16; ++b) {
     EXPECT_FALSE(overflowed(meta, static_cast<std::uint8_t>(b)));
     mark_overflow(meta, static_cast<std::uint8_t>(0xa0 | b));  // high bits do not matter
-    for (unsigned c = 0; c < 16; ++c) EXPECT_EQ(overflowed(meta, static_cast<std::uint8_t>(c)), c <= b);
+    for (unsigned c = 0; c < 16; ++c)
+      EXPECT_EQ(overflowed(meta, static_cast<std::uint8_t>(c)), c <= b);
   }
   EXPECT_EQ(stored_filter(meta), 0xffff);
   EXPECT_EQ(SlotGroup::match_empty(meta), kSlotLanes) << "filter bits are not slots";

@@ -67,16 +67,16 @@ bool damage_a_table(std::string* image, F&& damage) {
 // no entry lies beyond its home group.
 inline bool cut_off_an_entry(std::string* image) {
   using namespace index_internal;
-  return damage_a_table(image, [](index_file::TableHeader& th, std::uint8_t* meta,
-                                  const std::uint16_t* need) {
-    for (std::uint32_t g = 0; g < th.groups; ++g) {
-      if (need[g] == 0) continue;
-      meta[g * kGroupMetaBytes + kGroupWidth - 1] = 0;
-      meta[g * kGroupMetaBytes + 2 * kGroupWidth - 1] = 0;
-      return true;
-    }
-    return false;
-  });
+  return damage_a_table(
+      image, [](index_file::TableHeader& th, std::uint8_t* meta, const std::uint16_t* need) {
+        for (std::uint32_t g = 0; g < th.groups; ++g) {
+          if (need[g] == 0) continue;
+          meta[g * kGroupMetaBytes + kGroupWidth - 1] = 0;
+          meta[g * kGroupMetaBytes + 2 * kGroupWidth - 1] = 0;
+          return true;
+        }
+        return false;
+      });
 }
 
 // Empties a full slot of the first group that an entry's probe passes (dropping that slot's
@@ -88,20 +88,21 @@ inline bool gap_before_an_entry(std::string* image) {
   using namespace index_internal;
   f::FileHeader h;
   std::memcpy(&h, image->data(), sizeof(h));
-  const bool done = damage_a_table(image, [&](f::TableHeader& th, std::uint8_t* meta,
-                                              const std::uint16_t* need) {
-    for (std::uint32_t g = 0; g < th.groups; ++g) {
-      std::uint8_t* gm = meta + std::uint64_t{g} * kGroupMetaBytes;
-      if (need[g] == 0 || gm[0] < 2) continue;
-      gm[0] = kEmpty;
-      gm[kGroupWidth] = 0;
-      std::memset(meta + th.groups * kGroupMetaBytes + std::uint64_t{g} * kGroupSlots * h.slot_bytes,
-                  0, h.slot_bytes);
-      --th.size;
-      return true;
-    }
-    return false;
-  });
+  const bool done =
+      damage_a_table(image, [&](f::TableHeader& th, std::uint8_t* meta, const std::uint16_t* need) {
+        for (std::uint32_t g = 0; g < th.groups; ++g) {
+          std::uint8_t* gm = meta + std::uint64_t{g} * kGroupMetaBytes;
+          if (need[g] == 0 || gm[0] < 2) continue;
+          gm[0] = kEmpty;
+          gm[kGroupWidth] = 0;
+          std::memset(
+              meta + th.groups * kGroupMetaBytes + std::uint64_t{g} * kGroupSlots * h.slot_bytes, 0,
+              h.slot_bytes);
+          --th.size;
+          return true;
+        }
+        return false;
+      });
   if (!done) return false;
   --h.entries;
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));

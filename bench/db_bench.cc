@@ -3,7 +3,8 @@
 //
 //   fillrandom        N puts of random 16-byte keys, 100-byte values, WAL on, no sync
 //   readrandom        N gets of those keys, in another random order, after a reopen
-//   readmissing       N gets of keys never written: every table file is asked and misses
+//   readmissing       N gets of keys never written: each table file that may hold a key
+//                     (all of sisu's; RocksDB's level 0 and one per level) is asked and misses
 //   overwrite         N puts over the same keys
 //   fillsync          puts with sync = true, by 1 thread and by 4 (group commit)
 //   fill2threads      N puts split over 2 threads

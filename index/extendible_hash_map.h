@@ -412,7 +412,8 @@ class ExtendibleHashMap {
   // (IndexStats::mean_probe_groups is 1.15 for hits and mean_miss_probe_groups 1.27 at 4M
   // keys), and every point of max load is a point of the map's load factor (docs/design.md,
   // "Load factor").
-  static constexpr std::size_t kMaxLoadNum = 15, kMaxLoadDen = 16;
+  static constexpr std::size_t kMaxLoadNum = index_internal::kMaxLoadNum;
+  static constexpr std::size_t kMaxLoadDen = index_internal::kMaxLoadDen;
   static constexpr bool kTrivial = std::is_trivially_copyable_v<value_type>;
   static constexpr std::size_t kSlotBytes = sizeof(value_type);
   static constexpr std::size_t kGroupBytes =
@@ -648,10 +649,7 @@ class ExtendibleHashMap {
   static void set_filters(Table* t) {
     std::uint16_t need[256];
     index_internal::needed_filters(t->meta(0), t->groups, need);
-    for (std::uint32_t g = 0; g < t->groups; ++g) {
-      t->meta(g)[kGroupWidth - 1] = static_cast<std::uint8_t>(need[g]);
-      t->meta(g)[2 * kGroupWidth - 1] = static_cast<std::uint8_t>(need[g] >> 8);
-    }
+    for (std::uint32_t g = 0; g < t->groups; ++g) index_internal::store_filter(t->meta(g), need[g]);
   }
 
   // --- lookup -------------------------------------------------------------------------------

@@ -498,7 +498,7 @@ Status ExtendibleHashMap<K, V, H, E>::load_v1_entries(Reader& r, const index_fil
         return Status::corruption(where + "a key is stored twice");
       }
     }
-    if (used > th.groups * layout.slots * kMaxLoadNum / kMaxLoadDen) {
+    if (used > layout.max_used(th.groups)) {
       return Status::corruption(where + "fuller than any table the map writes");
     }
     if (full != th.size) return Status::corruption(where + "metadata counts do not match");

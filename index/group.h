@@ -46,6 +46,9 @@ namespace sisu::index_internal {
 inline constexpr unsigned kGroupWidth = 16;  // lanes per half
 inline constexpr unsigned kGroupMetaBytes = 2 * kGroupWidth;
 inline constexpr unsigned kGroupSlots = 15;  // slots per group; lane 15 holds the filter
+// A table is full at 15/16 of its slots (ExtendibleHashMap explains why); readers of saved
+// files reject a table fuller than the map ever makes one.
+inline constexpr std::size_t kMaxLoadNum = 15, kMaxLoadDen = 16;
 inline constexpr std::uint8_t kEmpty = 0;
 inline constexpr std::uint8_t kTombstone = 1;
 
@@ -216,14 +219,16 @@ struct SlotGroup {
 // group. A group with an empty slot has no bit set (a key passes only a group with no free
 // slot, and an erase in such a group leaves a tombstone). Bits are set between rebuilds
 // and never cleared by an erase: a stale bit costs a longer probe, never a wrong answer.
-inline std::uint8_t* filter_byte(std::uint8_t* meta, std::uint8_t trie) {
-  return meta + (kGroupWidth - 1) + ((trie & 8u) << 1);  // byte 15 for bits 0..7, 31 for 8..15
+inline constexpr unsigned kFilterLo = kGroupWidth - 1, kFilterHi = 2 * kGroupWidth - 1;
+// The byte of a group's metadata that holds the filter bit of triehash `trie`.
+inline unsigned filter_byte(std::uint8_t trie) {
+  return kFilterLo + ((trie & 8u) << 1);  // byte 15 for bits 0..7, 31 for 8..15
 }
 inline bool overflowed(const std::uint8_t* meta, std::uint8_t trie) {
-  return (meta[(kGroupWidth - 1) + ((trie & 8u) << 1)] >> (trie & 7u)) & 1u;
+  return (meta[filter_byte(trie)] >> (trie & 7u)) & 1u;
 }
 inline void mark_overflow(std::uint8_t* meta, std::uint8_t trie) {
-  *filter_byte(meta, trie) |= static_cast<std::uint8_t>(1u << (trie & 7u));
+  meta[filter_byte(trie)] |= static_cast<std::uint8_t>(1u << (trie & 7u));
 }
 
 // Calls f(g) for each group a probe from `home` passes before reaching group `at`.
@@ -250,8 +255,11 @@ inline void needed_filters(const std::uint8_t* meta, std::uint32_t groups, std::
   }
 }
 inline std::uint16_t stored_filter(const std::uint8_t* group_meta) {
-  return static_cast<std::uint16_t>(group_meta[kGroupWidth - 1] | group_meta[2 * kGroupWidth - 1]
-                                                                      << 8);
+  return static_cast<std::uint16_t>(group_meta[kFilterLo] | group_meta[kFilterHi] << 8);
+}
+inline void store_filter(std::uint8_t* group_meta, std::uint16_t bits) {
+  group_meta[kFilterLo] = static_cast<std::uint8_t>(bits);
+  group_meta[kFilterHi] = static_cast<std::uint8_t>(bits >> 8);
 }
 
 // What is wrong with a saved table's filters, or null when nothing is: every bit an entry's
@@ -295,6 +303,10 @@ struct GroupLayout {
   }
   std::uint64_t group_bytes(std::uint64_t slot_bytes) const {
     return kGroupMetaBytes + slots * slot_bytes;
+  }
+  // The most slots (full or tombstone) a table of `groups` groups may use.
+  std::uint64_t max_used(std::uint32_t groups) const {
+    return std::uint64_t{groups} * slots * kMaxLoadNum / kMaxLoadDen;
   }
 };
 

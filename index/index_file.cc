@@ -243,6 +243,7 @@ std::vector<IndexFileTable> IndexFile::tables() const {
 std::vector<IndexFileFault> IndexFile::verify(
     const std::function<void(std::uint64_t, std::uint64_t)>& progress) const {
   std::vector<IndexFileFault> faults;
+  const index_internal::GroupLayout layout = this->layout();
   const unsigned depth = header_.global_depth;
   std::uint64_t offset = sizeof(f::FileHeader);
   std::uint64_t entries = 0;
@@ -283,18 +284,18 @@ std::vector<IndexFileFault> IndexFile::verify(
       const std::uint8_t* meta = at(offset + sizeof(f::TableHeader));
       std::uint32_t full = 0, tombstones = 0;
       for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-        const std::uint8_t top = layout().top_of(meta, i);
+        const std::uint8_t top = layout.top_of(meta, i);
         full += top > index_internal::kTombstone;
         tombstones += top == index_internal::kTombstone;
       }
-      // 15/16: the map never fills a table further (see ExtendibleHashMap::max_load).
-      if (full != t.size || full + tombstones > t.capacity() * 15 / 16) {
+      // The map never fills a table further (see ExtendibleHashMap::max_load).
+      if (full != t.size || full + tombstones > layout.max_used(t.groups)) {
         faults.push_back({offset + offsetof(f::TableHeader, size),
                           name + "metadata counts do not match (record says " +
                               std::to_string(t.size) + " entries, metadata " +
                               std::to_string(full) + ")"});
       }
-      if (layout().filter) {
+      if (layout.filter) {
         if (const char* fault = index_internal::filter_fault(meta, t.groups)) {
           faults.push_back({offset + sizeof(f::TableHeader), name + fault});
         }
@@ -339,6 +340,7 @@ std::vector<IndexFileFault> IndexFile::verify(
 
 IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
   IndexStats s;
+  const index_internal::GroupLayout layout = this->layout();
   s.global_depth = header_.global_depth;
   // As the map reports it: no tables, no histogram.
   if (header_.tables > 0) s.local_depth_histogram.assign(header_.global_depth + 1, 0);
@@ -354,13 +356,13 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
       const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
       full = 0;
       for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-        const std::uint8_t top = layout().top_of(meta, i);
+        const std::uint8_t top = layout.top_of(meta, i);
         full += top > index_internal::kTombstone;
         s.tombstones += top == index_internal::kTombstone;
       }
       // As ExtendibleHashMap::stats: a miss lands in this table's chain with probability
       // 2^-local_depth and scans each of its tables (an overflow table has its head's depth).
-      miss_groups += std::ldexp(index_internal::mean_miss_groups(meta, t.groups, layout()),
+      miss_groups += std::ldexp(index_internal::mean_miss_groups(meta, t.groups, layout),
                                 -static_cast<int>(t.local_depth));
     }
     s.size += full;
@@ -380,6 +382,7 @@ IndexStats IndexFile::stats(std::vector<std::size_t>* fill_histogram) const {
 
 void IndexFile::for_each_entry(
     const std::function<bool(std::string_view key, std::string_view value)>& f) const {
+  const index_internal::GroupLayout layout = this->layout();
   const std::uint64_t value_align = header_.alignments & 0xffff;
   const std::uint64_t value_offset =
       (header_.key_bytes + value_align - 1) / value_align * value_align;
@@ -388,7 +391,7 @@ void IndexFile::for_each_entry(
     const std::uint8_t* meta = at(t.offset + sizeof(f::TableHeader));
     const std::uint8_t* slots = meta + t.groups * kMetaBytes;
     for (std::uint32_t i = 0; i < t.capacity(); ++i) {
-      if (layout().top_of(meta, i) <= index_internal::kTombstone) continue;
+      if (layout.top_of(meta, i) <= index_internal::kTombstone) continue;
       const char* slot =
           reinterpret_cast<const char*>(slots) + std::uint64_t{i} * header_.slot_bytes;
       if (!f(std::string_view(slot, header_.key_bytes),

@@ -181,7 +181,7 @@ class MappedIndex {
       used += top != index_internal::kEmpty;
       full += top >= 2;
     }
-    if (full != th.size || used > r.groups * layout_.slots * 15 / 16) return false;
+    if (full != th.size || used > layout_.max_used(r.groups)) return false;
     return !layout_.filter || index_internal::filter_fault(meta, r.groups) == nullptr;
   }
 

@@ -71,8 +71,7 @@ inline bool cut_off_an_entry(std::string* image) {
       image, [](index_file::TableHeader& th, std::uint8_t* meta, const std::uint16_t* need) {
         for (std::uint32_t g = 0; g < th.groups; ++g) {
           if (need[g] == 0) continue;
-          meta[g * kGroupMetaBytes + kGroupWidth - 1] = 0;
-          meta[g * kGroupMetaBytes + 2 * kGroupWidth - 1] = 0;
+          store_filter(meta + std::uint64_t{g} * kGroupMetaBytes, 0);
           return true;
         }
         return false;

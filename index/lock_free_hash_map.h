@@ -1,10 +1,11 @@
 // LockFreeHashMap: Cliff Click's non-blocking hash map, in C++, for 64-bit keys and values
 // below 2^62. The engine's memtable uses it to find the newest record of a key hash.
 //
-// One table is a power-of-two array of 32-byte slots, two per cache line, probed linearly (step
+// One table is a power-of-two array of 16-byte slots, four per cache line, probed linearly (step
 // 1) from the first slot of the line the hash picks, plus one out-of-line slot for key 0 (the
 // word 0 marks an empty key slot, so key 0 cannot live in the array). A table header holds the
-// resize state.
+// resize state. The default hash is sisu::FoldHash (util/hash.h), cheaper than sisu::Hash;
+// nothing here is persisted.
 //
 //   top_ --> Table                                        Table (next, being filled)
 //            +-----------------------------------+        +--------------------------+
@@ -13,16 +14,17 @@
 //            | copy_idx (work cursor), copy_done |        +--------------------------+
 //            | claimed-slot counter cells        |
 //            +-----------------------------------+
-//            | slot 0: key | hash | value | -    |  32 B; slots 0 and 1 share a line,
-//            | slot 1: ...                       |  read together by a lookup
-//            | ...                               |
+//            | slot 0: key | value               |  16 B; slots 0..3 share a line,
+//            | slot 1: key | value               |  the first four probes of a key
+//            | slot 2 | slot 3 | slot 4 ...      |  whose hash picks that line
 //            | slot cap: key 0's slot            |
 //            +-----------------------------------+
 //
 // The state machine (Click's, with the copy order of his shipped high-scale-lib code):
 // - A key word goes once from 0 (empty) to the key by CAS and never changes again, so a reader
-//   can never pair a value with the wrong key. The hash word caches the key's hash for the
-//   copy (0 = not cached yet).
+//   can never pair a value with the wrong key. There is no hash word: Click caches the hash
+//   so that a probe rejects a Java key without calling equals(); a one-word key is its own
+//   cheap reject, and a hash word would double the table (docs/design.md). A copy rehashes.
 // - A value word holds a 62-bit value and two state bits:
 //     0                 null: no value has ever been written here
 //     1                 tombstone: removed
@@ -94,7 +96,7 @@ enum class CopyOrder {
 // The default traits. A user may supply a hasher; tests also supply hooks that yield at the
 // racy points of the algorithm so that 2 cores see the interleavings a 64-core machine would.
 struct LockFreeHashMapTraits {
-  using Hasher = sisu::Hash<std::uint64_t>;
+  using Hasher = sisu::FoldHash;  // in-memory only, so the cheaper hash (util/hash.h)
   static constexpr CopyOrder kCopyOrder = CopyOrder::kFreezeOldFirst;
   static void before_value_cas() noexcept {}  // a writer, between reading a value and its CAS
   static void copy_step() noexcept {}         // a copier, between the steps of a slot's copy
@@ -117,18 +119,22 @@ inline constexpr std::uint64_t kMatchAny = 3;    // write only over a live value
 inline constexpr std::uint64_t kMaxValue = kLiveBit - 1;
 
 constexpr bool is_prime(std::uint64_t w) { return (w & kPrimeBit) != 0; }
-constexpr bool is_live(std::uint64_t w) { return (w & (kPrimeBit | kLiveBit)) == kLiveBit; }
+// The top two bits are 01. A shift, not a mask: one instruction less than the two 64-bit
+// constants a mask compare needs, on the lookup's path.
+constexpr bool is_live(std::uint64_t w) { return (w >> 62) == 1; }
+static_assert(kLiveBit >> 62 == 1 && kPrimeBit >> 62 == 2, "the two state bits are the top two");
 constexpr std::uint64_t unprime(std::uint64_t w) { return w & ~kPrimeBit; }
 
 struct Slot {
   std::uint64_t key;    // 0: empty; accessed through std::atomic_ref only
-  std::uint64_t hash;   // cached hash of key, 0 until written
   std::uint64_t value;  // value word
-  std::uint64_t unused;
 };
-static_assert(sizeof(Slot) == 32,
-              "32-byte slots at 32-byte alignment never straddle a cache line, so a probe step "
-              "touches one line");
+// Four slots per line, the array 64-byte aligned: a probe's first four steps read one line.
+// No hash word: for a one-word key the key compare is the cheap mismatch that Click's cached
+// hash buys for Java objects, and a hash word would double the table (docs/design.md).
+inline constexpr std::uint64_t kLineSlots = 64 / sizeof(Slot);
+static_assert(sizeof(Slot) == 16 && kLineSlots == 4,
+              "16-byte slots at 64-byte alignment never straddle a cache line");
 
 inline std::uint64_t load(const std::uint64_t& w, std::memory_order mo) {
   return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(w)).load(mo);
@@ -307,20 +313,14 @@ class LockFreeHashMap {
     const std::uint64_t k = to_word(key);
     const std::uint64_t h = hash_of(k);
     Table* t = top();
-    // Fast path, small enough to inline: a probe starts at the first slot of a cache line,
-    // so the two slots of that line decide most lookups, read without a branch on which.
+    // Fast path, small enough to inline: the home line decides most lookups.
     if (k != 0) {
-      const Slot* s = &t->slots[home(t, h)];
-      const std::uint64_t k0 = load(s[0].key, std::memory_order_acquire);
-      const std::uint64_t k1 = load(s[1].key, std::memory_order_acquire);
-      const std::uint64_t v0 = load(s[0].value, std::memory_order_acquire);
-      const std::uint64_t v1 = load(s[1].value, std::memory_order_acquire);
-      const bool m0 = k0 == k;
-      const std::uint64_t v = m0 ? v0 : v1;
-      if (m0 || k1 == k) {
+      bool absent = false;
+      if (const Slot* s = find_in_home_line(t, k, h, absent)) {
+        const std::uint64_t v = load(s->value, std::memory_order_acquire);
         if (!is_prime(v)) return decode(v);
-      } else if (k0 == 0 || k1 == 0) {
-        return std::nullopt;  // puts claim the first empty slot of the probe
+      } else if (absent) {
+        return std::nullopt;
       }
     }
     return decode(get_impl(t, k, h));
@@ -478,11 +478,33 @@ class LockFreeHashMap {
 
   std::uint64_t hash_of(std::uint64_t k) const { return hasher_(k); }
 
+  // k's slot among the four of its home line (where every probe of k starts), or null. When
+  // null, `absent` tells whether an empty slot ended the probe there: puts claim the first
+  // empty slot of a probe, so k is in no later slot either. The scan branches on each key; a
+  // branch-free select of the matching slot measured 20% slower (the lookup's loads then wait
+  // on the compares; docs/benchmarks.md).
+  [[gnu::always_inline]] static const Slot* find_in_home_line(const Table* t, std::uint64_t k,
+                                                              std::uint64_t h, bool& absent) {
+    using namespace lock_free_internal;
+    const Slot* s = &t->slots[home(t, h)];
+#pragma GCC unroll 4
+    for (std::uint64_t i = 0; i < kLineSlots; ++i) {
+      const std::uint64_t found = load(s[i].key, std::memory_order_acquire);
+      if (found == k) return &s[i];
+      if (found == 0) {
+        absent = true;
+        return nullptr;
+      }
+    }
+    absent = false;
+    return nullptr;
+  }
+
   // Where k's probe starts: the first slot of the cache line its hash picks. Probing then
   // steps by one slot, wrapping at the end of the table (Click's linear reprobe), but the first
   // two probes cost one cache line instead of up to two.
   static std::uint64_t home(const Table* t, std::uint64_t h) {
-    return h & t->mask & ~std::uint64_t{1};
+    return h & t->mask & ~(lock_free_internal::kLineSlots - 1);
   }
 
   // seq_cst: ordered after the epoch pin (see util/epoch.h).
@@ -579,7 +601,6 @@ class LockFreeHashMap {
             if (expect == kMatchAny || is_live(expect)) return kNull;
             if (cas(s.key, found, k)) {
               t->add_claimed();
-              store(s.hash, h, std::memory_order_relaxed);  // a cache; 0 means "recompute"
               break;
             }
             // Lost the claim; `found` now holds the winner's key.
@@ -832,8 +853,7 @@ class LockFreeHashMap {
     using namespace lock_free_internal;
     const Slot& s = t->slots[idx];
     const std::uint64_t k = idx == t->capacity ? 0 : load(s.key, std::memory_order_acquire);
-    std::uint64_t h = k == 0 ? 0 : load(s.hash, std::memory_order_relaxed);
-    if (h == 0) h = hash_of(k);
+    const std::uint64_t h = k == 0 ? 0 : hash_of(k);
     const std::uint64_t expect =
         Traits::kCopyOrder == CopyOrder::kTestOverwriteNew ? kNoMatchOld : kNull;
     put_if_match(n, k, h, live_value, expect, /*count=*/false);

@@ -37,6 +37,7 @@ struct ThreadExit {
     r->state.store(0, std::memory_order_release);
     r->owned.store(false, std::memory_order_release);
     tls_record = nullptr;
+    tls_light_record = nullptr;
     tls_exited = true;
   }
 };
@@ -198,9 +199,27 @@ ThreadRecord* register_thread() {
                                              std::memory_order_relaxed));
   }
   tls_record = r;
+  // light_pins is settled: call_once above chose it before any record was handed out.
+  tls_light_record = light_pins.load(std::memory_order_relaxed) ? r : nullptr;
   if (!tls_exited) {
     static thread_local ThreadExit exit_hook;
     (void)exit_hook;
+  }
+  return r;
+}
+
+ThreadRecord* pin_slow() noexcept {
+  ThreadRecord* r = tls_record;
+  if (r == nullptr) r = register_thread();
+  if (r->state.load(std::memory_order_relaxed) != 0) return nullptr;  // nested
+  const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
+  if (light_pins.load(std::memory_order_relaxed)) {
+    // The inline pin's light store (see EpochGuard); this call is the compiler barrier.
+    r->state.store((e << 1) | 1, std::memory_order_release);
+  } else {
+    // seq_cst: in the single total order before the caller's seq_cst loads of shared
+    // pointers (see retire()). On x86 an xchg.
+    r->state.store((e << 1) | 1, std::memory_order_seq_cst);
   }
   return r;
 }

@@ -57,12 +57,22 @@ inline std::atomic<std::uint64_t> global_epoch{1};
 // before the first record is handed out, never cleared.
 inline std::atomic<bool> light_pins{false};
 
-// The calling thread's record; constinit so that the fast path is a plain TLS load, with no
-// initialization guard.
+// The calling thread's record once it has one; constinit so that reading it is a plain TLS
+// load, with no initialization guard.
 inline constinit thread_local ThreadRecord* tls_record = nullptr;
 
-// Slow path of the first pin on a thread: takes a free record or makes one.
+// The same record where pins are light, null where they are heavy: the inline pin loads and
+// tests only this before its fast path. A thread's first pin and every heavy pin take
+// pin_slow(). (Testing light_pins inline as well cost a load and a branch per operation, which
+// a lookup bound by how many cache misses the CPU overlaps pays for: docs/benchmarks.md.)
+inline constinit thread_local ThreadRecord* tls_light_record = nullptr;
+
+// Takes a free record or makes one for the calling thread.
 ThreadRecord* register_thread();
+
+// The pin, out of line, for either kind of pin: returns the record to unpin, or null when the
+// thread was pinned already (a nested pin).
+ThreadRecord* pin_slow() noexcept;
 
 }  // namespace epoch_internal
 
@@ -80,22 +90,19 @@ class EpochGuard {
  public:
   [[gnu::always_inline]] EpochGuard() noexcept {
     using namespace epoch_internal;
-    ThreadRecord* r = tls_record;
-    if (r == nullptr) r = register_thread();
+    ThreadRecord* r = tls_light_record;
+    if (r == nullptr) [[unlikely]] {
+      record_ = pin_slow();
+      return;
+    }
     // Only this thread writes its state, so a relaxed read of it is exact.
     if (r->state.load(std::memory_order_relaxed) != 0) return;  // nested: the outer pin holds
     const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
-    if (light_pins.load(std::memory_order_relaxed)) {
-      // release: a scan that reads this state acquires everything this thread did before,
-      // including its previous pinned section. The store-load order comes from the
-      // reclaimer's membarrier; the signal fence keeps the compiler from reordering.
-      r->state.store((e << 1) | 1, std::memory_order_release);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-      // seq_cst: in the single total order before the caller's seq_cst loads of shared
-      // pointers (see retire()). On x86 an xchg.
-      r->state.store((e << 1) | 1, std::memory_order_seq_cst);
-    }
+    // A light pin. release: a scan that reads this state acquires everything this thread did
+    // before, including its previous pinned section. The store-load order comes from the
+    // reclaimer's membarrier; the signal fence keeps the compiler from reordering.
+    r->state.store((e << 1) | 1, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     record_ = r;
   }
   [[gnu::always_inline]] ~EpochGuard() {

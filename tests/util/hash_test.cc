@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 namespace sisu {
 namespace {
@@ -132,6 +134,49 @@ TEST(Hash, OtherTypesGoThroughStdHashThenTheMixer) {
 TEST(Hash, DefaultConstructedHashersShareTheProcessSeed) {
   EXPECT_EQ(U64Hash().seed(), hash_internal::process_seed());
   EXPECT_EQ(Hash<std::string>().seed(), U64Hash().seed());
+}
+
+// FoldHash is LockFreeHashMap's hash, and the map's index is the hash's low bits: structured
+// key sets must fill low-bit buckets the way random keys do. Each bucket expects 256 keys with
+// standard deviation 16; the bound is 6 of them. (A single folded multiply fails on sequential
+// keys: buckets from 40 to 473.)
+TEST(FoldHash, StructuredKeysFillLowBitBucketsLikeRandomOnes) {
+  struct Pattern {
+    const char* name;
+    int shift;    // key i is i << shift
+    int log_keys;
+  };
+  const Pattern patterns[] = {{"sequential", 0, 18},  {"stride 2^10", 10, 18},
+                              {"stride 2^12", 12, 18}, {"stride 2^32", 32, 18},
+                              {"top 16 bits", 48, 16}};
+  for (std::uint64_t seed : {0ULL, 42ULL, 0xdeadbeef12345678ULL}) {
+    const FoldHash h(seed);
+    for (const Pattern& p : patterns) {
+      const std::size_t buckets = (std::size_t{1} << p.log_keys) / 256;
+      std::vector<int> count(buckets);
+      for (std::uint64_t i = 0; i < (std::uint64_t{1} << p.log_keys); ++i) {
+        count[h(i << p.shift) & (buckets - 1)]++;
+      }
+      const auto [lo, hi] = std::minmax_element(count.begin(), count.end());
+      EXPECT_GE(*lo, 256 - 96) << p.name << ", seed " << seed;
+      EXPECT_LE(*hi, 256 + 96) << p.name << ", seed " << seed;
+    }
+  }
+}
+
+TEST(FoldHash, SeedsChangeTheHashAndTheDefaultIsTheProcessSeed) {
+  EXPECT_EQ(FoldHash().seed(), hash_internal::process_seed());
+  const FoldHash a(1), b(2);
+  int same = 0;
+  for (std::uint64_t k = 0; k < 10000; ++k) {
+    EXPECT_EQ(a(k), FoldHash(1)(k));  // a pure function of (seed, key)
+    same += a(k) == b(k);
+  }
+  EXPECT_EQ(same, 0);
+  // Distinct keys collide on all 64 bits about never (it is not a bijection, but close).
+  std::unordered_set<std::uint64_t> seen;
+  for (std::uint64_t k = 0; k < 200000; ++k) seen.insert(a(k));
+  EXPECT_EQ(seen.size(), 200000u);
 }
 
 // The process seed is random per process unless SISU_HASH_SEED fixes it. Each case runs this

@@ -465,7 +465,7 @@ class LockFreeHashMap {
   }
 
   static std::size_t capacity_for(std::size_t entries) {
-    // Half full at most: linear probing stays short (2.5 slots for a miss on average).
+    // Half full at most: most probes end in their home line (docs/design.md, "Probing").
     const std::size_t want = std::max<std::size_t>(kMinCapacity, entries * 2);
     if (want > (std::size_t{1} << 40)) throw std::bad_alloc();
     return std::bit_ceil(want);
@@ -481,8 +481,8 @@ class LockFreeHashMap {
   // k's slot among the four of its home line (where every probe of k starts), or null. When
   // null, `absent` tells whether an empty slot ended the probe there: puts claim the first
   // empty slot of a probe, so k is in no later slot either. The scan branches on each key; a
-  // branch-free select of the matching slot measured 20% slower (the lookup's loads then wait
-  // on the compares; docs/benchmarks.md).
+  // branch-free select of the matching slot measured 17-20% slower (the lookup's loads then
+  // wait on the compares; docs/benchmarks.md).
   [[gnu::always_inline]] static const Slot* find_in_home_line(const Table* t, std::uint64_t k,
                                                               std::uint64_t h, bool& absent) {
     using namespace lock_free_internal;
@@ -502,7 +502,7 @@ class LockFreeHashMap {
 
   // Where k's probe starts: the first slot of the cache line its hash picks. Probing then
   // steps by one slot, wrapping at the end of the table (Click's linear reprobe), but the first
-  // two probes cost one cache line instead of up to two.
+  // four probes cost one cache line instead of up to two.
   static std::uint64_t home(const Table* t, std::uint64_t h) {
     return h & t->mask & ~(lock_free_internal::kLineSlots - 1);
   }
@@ -665,10 +665,10 @@ class LockFreeHashMap {
     }
   }
 
-  // A put that claims a key after this many reprobes checks whether claimed keys (live or
-  // dead) fill 5/8 of the table. Linear probing at 5/8 load costs 1.8 slots per hit and 3.9
-  // per miss on average; 1/2 would waste up to twice the memory for entry counts just past a
-  // power of two (10M entries: 512 MiB of slots instead of 1 GiB) for 1.5 and 2.5.
+  // A put that claims a key after this many reprobes (past its home line) checks whether
+  // claimed keys (live or dead) fill 5/8 of the table. Resizing at 1/2 would shorten probes a
+  // little and waste up to twice the memory for entry counts just past a power of two (10M
+  // entries: 256 MiB of slots instead of 512).
   static constexpr std::uint64_t kFullCheckReprobes = 4;
   static bool table_full(const Table* t) {
     return t->claimed() >= static_cast<std::int64_t>(t->capacity / 8 * 5);

@@ -214,8 +214,10 @@ ThreadRecord* pin_slow() noexcept {
   if (r->state.load(std::memory_order_relaxed) != 0) return nullptr;  // nested
   const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
   if (light_pins.load(std::memory_order_relaxed)) {
-    // The inline pin's light store (see EpochGuard); this call is the compiler barrier.
+    // The inline pin's light store (see EpochGuard), with its compiler-only fence: the call
+    // is one too, unless a link-time optimizer inlines it.
     r->state.store((e << 1) | 1, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
   } else {
     // seq_cst: in the single total order before the caller's seq_cst loads of shared
     // pointers (see retire()). On x86 an xchg.

@@ -1,4 +1,5 @@
-// sisu::Hash<Key>: the default hasher of sisu's maps.
+// sisu::Hash<Key>: the default hasher of ExtendibleHashMap, of index files and of the engine.
+// sisu::FoldHash (below): LockFreeHashMap's, cheaper, for 64-bit keys in memory only.
 //
 // - Integers, enums and pointers: a seeded 64-bit finalizer (the SplitMix64/Stafford "mix13"
 //   shape: xor-shift, multiply, twice). It is a bijection for a fixed seed, so distinct integer
@@ -49,8 +50,9 @@ constexpr std::uint64_t mix64(std::uint64_t x, std::uint64_t seed) noexcept {
 }
 
 // One folded multiply: the 128-bit product of x and an odd constant, its two halves xored.
+__extension__ using U128 = unsigned __int128;  // __extension__: users may build with -Wpedantic
 constexpr std::uint64_t fold_multiply(std::uint64_t x, std::uint64_t c) noexcept {
-  const unsigned __int128 m = static_cast<unsigned __int128>(x) * c;
+  const U128 m = static_cast<U128>(x) * c;
   return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
 }
 
@@ -70,7 +72,8 @@ class SeededHash {
   // (the trait boost::unordered and sisu's maps look for).
   using is_avalanching = void;
 
-  // Bump when any hash function below changes its output: persisted files record it.
+  // Bump when Hash's output changes: persisted files record it. (fold64 and FoldHash are not
+  // persisted and are outside this rule.)
   static constexpr std::uint32_t kVersion = 1;
 
   SeededHash() noexcept : seed_(process_seed()) {}
@@ -116,8 +119,8 @@ class Hash : public hash_internal::SeededHash {
 };
 
 // sisu::FoldHash: the default hasher of LockFreeHashMap, for 64-bit keys of tables that live
-// in memory only. fold64: two multiplies and two xors, against mix64's two multiplies and
-// three xor-shifts. A lookup that waits on a cache miss overlaps more of the following
+// in memory only. fold64: two 64x64->128-bit multiplies and two xors, against mix64's two
+// multiplies and three xor-shifts. A lookup that waits on a cache miss overlaps more of the following
 // lookups when its own instructions are fewer: +4% on the lock-free map's one-thread lookups
 // (docs/benchmarks.md). Seeded like Hash (the process seed by default). Its output may
 // change between versions: never persist it (ExtendibleHashMap files use Hash).

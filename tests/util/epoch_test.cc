@@ -127,6 +127,26 @@ TEST(Epoch, HeavyPinsWhenAsked) {
   std::printf("pins: %s\n", epoch::light_pins() ? "light (membarrier)" : "heavy (seq_cst)");
 }
 
+// The inline pin's fast path is taken exactly where pins are light: a thread's light record
+// is its record then, and null with heavy pins (which must go through pin_slow()).
+TEST(Epoch, InlinePinTakesTheFastPathOnlyForLightPins) {
+  std::thread([] {
+    EXPECT_EQ(epoch_internal::tls_light_record, nullptr);  // nothing registered yet
+    { EpochGuard pin; }
+    ASSERT_NE(epoch_internal::tls_record, nullptr);
+    if (epoch::light_pins()) {
+      EXPECT_EQ(epoch_internal::tls_light_record, epoch_internal::tls_record);
+    } else {
+      EXPECT_EQ(epoch_internal::tls_light_record, nullptr);
+    }
+    {
+      EpochGuard pin;
+      EXPECT_TRUE(epoch::pinned());
+    }
+    EXPECT_FALSE(epoch::pinned());
+  }).join();
+}
+
 TEST(StripedCounter, ExactWhenQuiescent) {
   StripedCounter c;
   std::vector<std::thread> threads;

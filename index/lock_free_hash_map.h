@@ -157,6 +157,7 @@ struct Table {
   EpochRetired retired;  // first member: the epoch domain hands back this address
   std::uint64_t capacity;
   std::uint64_t mask;
+  std::uint64_t line_bytes_mask;  // byte offset of the home line: (hash * 16) & this
   std::uint64_t reprobe_limit;
   std::size_t bytes;
   bool mapped;
@@ -222,6 +223,7 @@ struct Table {
     Table* t = new (mem) Table;
     t->capacity = capacity;
     t->mask = capacity - 1;
+    t->line_bytes_mask = (t->mask & ~(kLineSlots - 1)) * sizeof(Slot);
     // Click's limit: a probe may run a quarter of the table (plus a little for tiny tables)
     // before the put resizes. Keeps a table that a bad hash clusters from probing forever,
     // and never fires on a good hash below half load.
@@ -486,7 +488,9 @@ class LockFreeHashMap {
   [[gnu::always_inline]] static const Slot* find_in_home_line(const Table* t, std::uint64_t k,
                                                               std::uint64_t h, bool& absent) {
     using namespace lock_free_internal;
-    const Slot* s = &t->slots[home(t, h)];
+    // &slots[home(t, h)], with one mask instead of two and a shift (the lookup's path).
+    const Slot* s = reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(t->slots) +
+                                                  ((h * sizeof(Slot)) & t->line_bytes_mask));
 #pragma GCC unroll 4
     for (std::uint64_t i = 0; i < kLineSlots; ++i) {
       const std::uint64_t found = load(s[i].key, std::memory_order_acquire);

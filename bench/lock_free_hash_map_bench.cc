@@ -1,8 +1,8 @@
 // LockFreeHashMap against the concurrent maps a user would otherwise pick, in one process:
 // libcuckoo's cuckoohash_map, TBB's concurrent_hash_map and concurrent_unordered_map, and
 // absl::flat_hash_map on one thread (the ceiling without synchronization). The concurrent peers
-// hash with sisu's default (sisu::FoldHash, two folded multiplies), absl with its own
-// absl::Hash (one folded multiply), so no map pays for a heavier hash than sisu's.
+// hash with sisu's default (sisu::FoldHash: a folded multiply, an xor-shift), absl with its own
+// absl::Hash (a folded multiply), so no map pays for a heavier hash than sisu's.
 //
 // Workloads (each op draws a key from a prefilled set of 2^20 random 64-bit keys):
 //   Mix/90      90% get, 10% put (overwrite), keys uniform or Zipf(0.99)

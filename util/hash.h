@@ -56,13 +56,15 @@ constexpr std::uint64_t fold_multiply(std::uint64_t x, std::uint64_t c) noexcept
   return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
 }
 
-// Two folded multiplies of (x ^ seed). One is not enough for a power-of-two table's index (the
-// low bits): for small keys the product's high half grows linearly with the key, and xored
-// with the low half it fills 1024 low-bit buckets of 2^18 sequential keys from 40 to 473 keys
-// each, against 208..304 for random keys. The second fold brings every structured key set
-// the tests try to that random spread (tests/util/hash_test.cc). Not a bijection.
+// One folded multiply of (x ^ seed), then an xor-shift. The fold alone is not enough for a
+// power-of-two table's index (the low bits): for small keys the product's high half grows
+// linearly with the key, and xored with the low half it fills 1024 low-bit buckets of 2^18
+// sequential keys from 40 to 473 keys each, against 208..304 for random keys. Xoring in bits
+// 23 and up brings every structured key set the tests try to the random spread, as a second
+// fold does, with one multiply less (tests/util/hash_test.cc). Not a bijection.
 constexpr std::uint64_t fold64(std::uint64_t x, std::uint64_t seed) noexcept {
-  return fold_multiply(fold_multiply(x ^ seed, 0x9e3779b97f4a7c15ULL), 0xbf58476d1ce4e5b9ULL);
+  const std::uint64_t h = fold_multiply(x ^ seed, 0x9e3779b97f4a7c15ULL);
+  return h ^ (h >> 23);
 }
 
 // Holds the seed; the base of every sisu hasher.
@@ -119,8 +121,8 @@ class Hash : public hash_internal::SeededHash {
 };
 
 // sisu::FoldHash: the default hasher of LockFreeHashMap, for 64-bit keys of tables that live
-// in memory only. fold64: two 64x64->128-bit multiplies and two xors, against mix64's two
-// multiplies and three xor-shifts. A lookup that waits on a cache miss overlaps more of the following
+// in memory only. fold64: one 64x64->128-bit multiply, an xor and an xor-shift, against
+// mix64's two multiplies and three xor-shifts. A lookup that waits on a cache miss overlaps more of the following
 // lookups when its own instructions are fewer: +4% on the lock-free map's one-thread lookups
 // (docs/benchmarks.md). Seeded like Hash (the process seed by default). Its output may
 // change between versions: never persist it (ExtendibleHashMap files use Hash).

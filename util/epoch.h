@@ -97,7 +97,9 @@ class EpochGuard {
       return;
     }
     // Only this thread writes its state, so a relaxed read of it is exact.
-    if (r->state.load(std::memory_order_relaxed) != 0) return;  // nested: the outer pin holds
+    if (r->state.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+      return;  // nested: the outer pin holds
+    }
     const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
     // A light pin. release: a scan that reads this state acquires everything this thread did
     // before, including its previous pinned section. The store-load order comes from the

@@ -130,8 +130,7 @@ struct Slot {
   std::uint64_t value;  // value word
 };
 // Four slots per line, the array 64-byte aligned: a probe's first four steps read one line.
-// No hash word: for a one-word key the key compare is the cheap mismatch that Click's cached
-// hash buys for Java objects, and a hash word would double the table (docs/design.md).
+// No hash word (see the file comment).
 inline constexpr std::uint64_t kLineSlots = 64 / sizeof(Slot);
 static_assert(sizeof(Slot) == 16 && kLineSlots == 4,
               "16-byte slots at 64-byte alignment never straddle a cache line");
@@ -157,7 +156,7 @@ struct Table {
   EpochRetired retired;  // first member: the epoch domain hands back this address
   std::uint64_t capacity;
   std::uint64_t mask;
-  std::uint64_t line_bytes_mask;  // byte offset of the home line: (hash * 16) & this
+  std::uint64_t line_bytes_mask;  // home line's byte offset: (hash * sizeof(Slot)) & this
   std::uint64_t reprobe_limit;
   std::size_t bytes;
   bool mapped;

@@ -122,10 +122,11 @@ class Hash : public hash_internal::SeededHash {
 
 // sisu::FoldHash: the default hasher of LockFreeHashMap, for 64-bit keys of tables that live
 // in memory only. fold64: one 64x64->128-bit multiply, an xor and an xor-shift, against
-// mix64's two multiplies and three xor-shifts. A lookup that waits on a cache miss overlaps more of the following
-// lookups when its own instructions are fewer: +4% on the lock-free map's one-thread lookups
-// (docs/benchmarks.md). Seeded like Hash (the process seed by default). Its output may
-// change between versions: never persist it (ExtendibleHashMap files use Hash).
+// mix64's two multiplies and three xor-shifts. A lookup that waits on a cache miss overlaps
+// more of the following lookups when its own instructions are fewer: +5..6% on the lock-free
+// map's one-thread lookups (docs/benchmarks.md). Seeded like Hash (the process seed by
+// default). Its output may change between versions: never persist it (ExtendibleHashMap files
+// use Hash).
 class FoldHash {
  public:
   FoldHash() noexcept : seed_(hash_internal::process_seed()) {}

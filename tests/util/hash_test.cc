@@ -143,11 +143,13 @@ TEST(Hash, DefaultConstructedHashersShareTheProcessSeed) {
 TEST(FoldHash, StructuredKeysFillLowBitBucketsLikeRandomOnes) {
   struct Pattern {
     const char* name;
-    int shift;    // key i is i << shift
+    int shift;  // key i is i << shift
     int log_keys;
   };
-  const Pattern patterns[] = {{"sequential", 0, 18},  {"stride 2^10", 10, 18},
-                              {"stride 2^12", 12, 18}, {"stride 2^32", 32, 18},
+  const Pattern patterns[] = {{"sequential", 0, 18},
+                              {"stride 2^10", 10, 18},
+                              {"stride 2^12", 12, 18},
+                              {"stride 2^32", 32, 18},
                               {"top 16 bits", 48, 16}};
   for (std::uint64_t seed : {0ULL, 42ULL, 0xdeadbeef12345678ULL}) {
     const FoldHash h(seed);

@@ -487,10 +487,7 @@ class LockFreeHashMap {
   [[gnu::always_inline]] static const Slot* find_in_home_line(const Table* t, std::uint64_t k,
                                                               std::uint64_t h, bool& absent) {
     using namespace lock_free_internal;
-    // &slots[home(t, h)], with one mask instead of two and a shift (the lookup's path).
-    const Slot* s = reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(t->slots) +
-                                                  ((h * sizeof(Slot)) & t->line_bytes_mask));
-    if (s == nullptr) __builtin_unreachable();  // so callers' tests of the result are one test
+    const Slot* s = home_line(t, h);
 #pragma GCC unroll 4
     for (std::uint64_t i = 0; i < kLineSlots; ++i) {
       const std::uint64_t found = load(s[i].key, std::memory_order_acquire);
@@ -506,9 +503,16 @@ class LockFreeHashMap {
 
   // Where k's probe starts: the first slot of the cache line its hash picks. Probing then
   // steps by one slot, wrapping at the end of the table (Click's linear reprobe), but the first
-  // four probes cost one cache line instead of up to two.
+  // four probes cost one cache line instead of up to two. One byte mask finds the line (the
+  // lookup's path: one mask instead of two and a shift).
+  [[gnu::always_inline]] static const Slot* home_line(const Table* t, std::uint64_t h) {
+    const Slot* s = reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(t->slots) +
+                                                  ((h * sizeof(Slot)) & t->line_bytes_mask));
+    if (s == nullptr) __builtin_unreachable();  // so callers' tests of a slot are one test
+    return s;
+  }
   static std::uint64_t home(const Table* t, std::uint64_t h) {
-    return h & t->mask & ~(lock_free_internal::kLineSlots - 1);
+    return static_cast<std::uint64_t>(home_line(t, h) - t->slots);
   }
 
   // seq_cst: ordered after the epoch pin (see util/epoch.h).

@@ -28,10 +28,12 @@
 //   from its metadata alone: growing and splitting never need the key's hash.
 // - triehash: 8 hash bits below those the directory consumed, taken at the table's "trie base"
 //   depth. A split at local depth d sends each entry left or right by bit (7 - (d - base)) of
-//   its triehash, without hashing the key. After kTrieSplits (3) splits the window is used up
-//   and the table's keys are hashed once more (IndexStats::rehashed_keys counts them).
-// A probe compares both bytes at once (SIMD over the group), so a false match needs a 16-bit
-// collision within the probed group. A group's 16-bit overflow filter, on the same line,
+//   its triehash, without hashing the key. Every third split (kTrieSplits) hashes the keys
+//   instead and gives both halves a fresh window (IndexStats::rehashed_keys counts them).
+// A probe compares both bytes at once (SIMD over the group). Not all 16 bits tell keys apart:
+// the entries of a group share the high bits of their tophash (it chose their home group),
+// and those of a table share the triehash bits its splits used, so a miss compares ~0.035
+// keys on average (kTrieSplits). A group's 16-bit overflow filter, on the same line,
 // says whether an entry with the key's triehash bit was ever pushed past the group; if not,
 // a probe stops there, so a miss scans about one group even in a table 15/16 full.
 //
@@ -134,13 +136,17 @@ inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
   return hash_internal::mix64(prefix, 0x243f6a8885a308d3ULL + depth);
 }
 
-// Splits a table may do before its triehash window is used up. Each split uses one bit, and
-// the bits used are the same for every entry of the table (they are its prefix), so after k
-// splits only 8 - k bits still filter probes. Measured at 4M keys (docs/design.md): key
-// compares per lookup miss 0.03 / 0.06 / 0.12 / 0.24 for k = 1 / 2 / 3 / 4, miss time flat up
-// to 3 and 20% worse at 4; the keys are hashed again every 3 doublings of the map.
+// Splits a table may decide from its stored triehash bits before its keys are hashed again.
+// Each such split uses one bit, and the bits used are the same for every entry of the table
+// (they are its prefix), so they no longer filter probes. The split after those hashes the
+// keys, decides from the hash and gives both halves a fresh window (trie base = their depth):
+// a table's window has 0..kTrieSplits bits used, and one split in kTrieSplits + 1 hashes.
+// A probe's false matches double with each used bit, and each costs a slot read, so this is
+// a trade of lookup misses against split cost. Measured over 1M..10M random u64 keys
+// (docs/benchmarks.md): key compares per miss 0.025 / 0.035 / 0.055 for 1 / 2 / 3, against
+// 0.07 when a rehash gave the halves a window with one bit already used.
 #ifndef SISU_EHM_TRIE_SPLITS  // overridden only by bench/split_cost_bench's ablation build
-#define SISU_EHM_TRIE_SPLITS 3
+#define SISU_EHM_TRIE_SPLITS 2
 #endif
 inline constexpr unsigned kTrieSplits = SISU_EHM_TRIE_SPLITS;
 static_assert(kTrieSplits <= 4, "the overflow filter uses triehash bits 0..3 (group.h)");
@@ -645,13 +651,6 @@ class ExtendibleHashMap {
     }
   }
 
-  // Rewrites t's overflow filters to exactly what its entries need (group.h).
-  static void set_filters(Table* t) {
-    std::uint16_t need[256];
-    index_internal::needed_filters(t->meta(0), t->groups, need);
-    for (std::uint32_t g = 0; g < t->groups; ++g) index_internal::store_filter(t->meta(g), need[g]);
-  }
-
   // --- lookup -------------------------------------------------------------------------------
 
   // The slot of group g (whose metadata is at meta) that holds key, or none.
@@ -701,15 +700,16 @@ class ExtendibleHashMap {
     if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key); s.table != nullptr) {
       return s;
     }
-    return find_past_home(d, meta, top, trie, key);
+    if (!index_internal::overflowed(meta, trie) && !d.has_overflow) [[likely]]
+      return Slot{};
+    return find_past_home(d, top, trie, key);
   }
 
   // The rest of a probe that its home group did not end: the home group's filter (read here,
   // out of line, as a hit never needs it), the groups after it, then the overflow chain.
   template <class K>
-  [[gnu::noinline]] Slot find_past_home(const DirEntry& d, const std::uint8_t* home_meta,
-                                        std::uint8_t top, std::uint8_t trie, const K& key) const {
-    if (!index_internal::overflowed(home_meta, trie) && !d.has_overflow) return Slot{};
+  [[gnu::noinline]] Slot find_past_home(const DirEntry& d, std::uint8_t top, std::uint8_t trie,
+                                        const K& key) const {
     Slot s = find_in(d.table, d.groups, top, trie, key);
     if (s.table == nullptr && d.has_overflow) {
       for (Table* o = d.table->overflow; o != nullptr; o = o->overflow) {
@@ -856,17 +856,32 @@ class ExtendibleHashMap {
     t->split_retry_at = static_cast<std::uint32_t>(std::min<std::size_t>(2 * total, UINT32_MAX));
     if (t->local_depth >= index_internal::kMaxDepth) return false;
     if (t->local_depth == global_depth_ && !can_double_directory()) return false;
-    if (unsigned{t->local_depth} - t->trie_base >= index_internal::kTrieSplits) rehash_trie(t);
-    // Which side each entry goes to, from its stored triehash bit.
-    const unsigned bit = 7 - (t->local_depth - t->trie_base);
+    // Which side each entry goes to: its stored triehash bit, while the window has one left;
+    // once kTrieSplits bits are used, the key's hash, which also gives both halves a fresh
+    // window starting at their depth (hashed[rank] = side << 8 | new triehash).
+    const unsigned used = t->local_depth - t->trie_base;
+    std::vector<std::uint16_t> hashed;
     std::size_t ones = 0;
-    for (Table* c = t; c != nullptr; c = c->overflow) {
-      for (std::uint32_t g = 0; g < c->groups; ++g) {
-        const std::uint8_t* meta = c->meta(g);
-        ones +=
-            static_cast<std::size_t>(std::popcount(index_internal::SlotGroup::match_full(meta) &
-                                                   index_internal::SlotGroup::trie_bit(meta, bit)));
+    if (used < index_internal::kTrieSplits) {
+      const unsigned bit = 7 - used;
+      for (Table* c = t; c != nullptr; c = c->overflow) {
+        for (std::uint32_t g = 0; g < c->groups; ++g) {
+          const std::uint8_t* meta = c->meta(g);
+          ones += static_cast<std::size_t>(
+              std::popcount(index_internal::SlotGroup::match_full(meta) &
+                            index_internal::SlotGroup::trie_bit(meta, bit)));
+        }
       }
+    } else {
+      const unsigned depth = t->local_depth;
+      hashed.reserve(total);
+      for_each_entry(&t, 1, [&](std::size_t, Table* c, std::uint32_t g, unsigned lane) {
+        const std::uint64_t h = hash_of(c->slot(g * kGroupSlots + lane)->first);
+        const unsigned side = static_cast<unsigned>(h >> (63 - depth)) & 1u;
+        ones += side;
+        hashed.push_back(
+            static_cast<std::uint16_t>(side << 8 | index_internal::triehash(h, depth + 1)));
+      });
     }
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
     DirEntry* old_dir = nullptr;
@@ -874,7 +889,21 @@ class ExtendibleHashMap {
     const bool warm = spare_fits();
     if (t->local_depth == global_depth_) old_dir = double_directory();
     try {
-      split(t, bit, total - ones, ones);
+      if (hashed.empty()) {
+        const unsigned bit = 7 - used;
+        split(
+            t, total - ones, ones, t->trie_base,
+            [bit](std::uint8_t trie, std::size_t) { return (trie >> bit) & 1u; },
+            [](std::uint8_t trie, std::size_t) { return trie; });
+      } else {
+        split(
+            t, total - ones, ones, static_cast<std::uint8_t>(t->local_depth + 1),
+            [&](std::uint8_t, std::size_t rank) { return hashed[rank] >> 8; },
+            [&](std::uint8_t, std::size_t rank) {
+              return static_cast<std::uint8_t>(hashed[rank]);
+            });
+        counters_.rehashed_keys += total;
+      }
     } catch (...) {
       if (old_dir != nullptr) restore_directory(old_dir, at_depth);
       throw;
@@ -952,8 +981,27 @@ class ExtendibleHashMap {
     }
   };
 
-  // Moves every entry of the chains srcs[0..n) into the tables pick(k, trie) returns (k: which
-  // source), with triehash retrie(k, trie), then destroys and frees the source chains.
+  // Calls f(k, table, group, lane) for every entry of the chains srcs[0..n) (slot
+  // group * kGroupSlots + lane), in one fixed order: chain by chain, table by table, slot by
+  // slot. An entry's position in that order is its rank.
+  template <class F>
+  static void for_each_entry(Table* const* srcs, std::size_t n, F&& f) {
+    for (std::size_t k = 0; k < n; ++k) {
+      for (Table* c = srcs[k]; c != nullptr; c = c->overflow) {
+        for (std::uint32_t g = 0; g < c->groups; ++g) {
+          const std::uint8_t* meta = c->meta(g);
+          for (auto m = index_internal::SlotGroup::match_full(meta); m != 0; m &= m - 1) {
+            const unsigned lane = index_internal::lowest_slot(m);
+            f(k, c, g, lane);
+          }
+        }
+      }
+    }
+  }
+
+  // Moves every entry of the chains srcs[0..n) into the tables pick(k, trie, rank) returns
+  // (k: which source; rank: as for_each_entry counts), with triehash retrie(k, trie, rank),
+  // then destroys and frees the source chains.
   // Strong guarantee: if moving an entry throws, every entry moved so far is put back, the
   // sources are as they were, and the destinations hold no entry (the caller frees them).
   template <class Pick, class Retrie>
@@ -972,32 +1020,27 @@ class ExtendibleHashMap {
       moved.reserve(total);
     }
     try {
-      for (std::size_t k = 0; k < n; ++k) {
-        for (Table* c = srcs[k]; c != nullptr; c = c->overflow) {
-          for (std::uint32_t g = 0; g < c->groups; ++g) {
-            const std::uint8_t* meta = c->meta(g);
-            for (auto m = index_internal::SlotGroup::match_full(meta); m != 0; m &= m - 1) {
-              const unsigned lane = index_internal::lowest_slot(m);
-              const std::uint32_t i = g * kGroupSlots + lane;
-              const std::uint8_t top = meta[lane];
-              const std::uint8_t trie = meta[kGroupWidth + lane];
-              Table* to = pick(k, trie);
-              std::uint32_t j;
-              Filler* f = to == fillers[0].table   ? &fillers[0]
-                          : to == fillers[1].table ? &fillers[1]
-                                                   : new_filler(fillers, to);
-              if (f != nullptr && to->growth_left != 0) {
-                j = f->place(top, retrie(k, trie));
-              } else {  // not a fresh table, or full: a split half bigger than any table
-                to = with_room(to);
-                j = claim_slot(to, top, retrie(k, trie));
-              }
-              relocate(c, i, to, j);
-              if constexpr (!kTrivial) moved.push_back({c, i, to, j});
-            }
-          }
+      std::size_t rank = 0;
+      for_each_entry(srcs, n, [&](std::size_t k, Table* c, std::uint32_t g, unsigned lane) {
+        const std::uint32_t i = g * kGroupSlots + lane;
+        const std::uint8_t* meta = c->meta(g);
+        const std::uint8_t top = meta[lane];
+        const std::uint8_t trie = retrie(k, meta[kGroupWidth + lane], rank);
+        Table* to = pick(k, meta[kGroupWidth + lane], rank);
+        ++rank;
+        std::uint32_t j;
+        Filler* f = to == fillers[0].table   ? &fillers[0]
+                    : to == fillers[1].table ? &fillers[1]
+                                             : new_filler(fillers, to);
+        if (f != nullptr && to->growth_left != 0) {
+          j = f->place(top, trie);
+        } else {  // not a fresh table, or full: a split half bigger than any table
+          to = with_room(to);
+          j = claim_slot(to, top, trie);
         }
-      }
+        relocate(c, i, to, j);
+        if constexpr (!kTrivial) moved.push_back({c, i, to, j});
+      });
     } catch (...) {
       if constexpr (!kTrivial) {
         for (const Moved& m : moved) {
@@ -1068,8 +1111,8 @@ class ExtendibleHashMap {
     n->split_retry_at = t->split_retry_at;
     try {
       move_all(
-          &t, 1, [n](std::size_t, std::uint8_t) { return n; },
-          [](std::size_t, std::uint8_t trie) { return trie; });
+          &t, 1, [n](std::size_t, std::uint8_t, std::size_t) { return n; },
+          [](std::size_t, std::uint8_t trie, std::size_t) { return trie; });
     } catch (...) {
       discard({n});
       throw;
@@ -1077,19 +1120,24 @@ class ExtendibleHashMap {
     publish(n);
   }
 
-  // Splits t by triehash bit `bit` into two tables sized for their halves.
-  void split(Table* t, unsigned bit, std::size_t zeros, std::size_t ones) {
+  // Splits t into two tables sized for their halves: side(trie, rank) says which half an
+  // entry goes to (1: the right one), retrie(trie, rank) its triehash there, and `base` is
+  // the halves' trie base (rank: as for_each_entry counts).
+  template <class Side, class Retrie>
+  void split(Table* t, std::size_t zeros, std::size_t ones, std::uint8_t base, Side side,
+             Retrie retrie) {
     const auto depth = static_cast<std::uint8_t>(t->local_depth + 1);
     // Each half gets room to grow (with_room_to_grow) before its next step.
-    Table* left =
-        new_table(groups_for(with_room_to_grow(zeros)), depth, t->prefix << 1, t->trie_base);
+    Table* left = new_table(groups_for(with_room_to_grow(zeros)), depth, t->prefix << 1, base);
     Table* right = nullptr;
     try {
-      right =
-          new_table(groups_for(with_room_to_grow(ones)), depth, (t->prefix << 1) | 1, t->trie_base);
+      right = new_table(groups_for(with_room_to_grow(ones)), depth, (t->prefix << 1) | 1, base);
       move_all(
-          &t, 1, [=](std::size_t, std::uint8_t trie) { return ((trie >> bit) & 1) ? right : left; },
-          [](std::size_t, std::uint8_t trie) { return trie; });
+          &t, 1,
+          [&](std::size_t, std::uint8_t trie, std::size_t rank) {
+            return side(trie, rank) ? right : left;
+          },
+          [&](std::size_t, std::uint8_t trie, std::size_t rank) { return retrie(trie, rank); });
     } catch (...) {
       discard({left, right});
       throw;
@@ -1099,28 +1147,6 @@ class ExtendibleHashMap {
     publish(right);
     ++counters_.splits;
     warm_spare_directory();
-  }
-
-  // The triehash window of t is used up: hash its keys again, with the window starting just
-  // below the table's current depth. The new bytes are computed before any is written, so a
-  // hasher that throws leaves the table as it was.
-  void rehash_trie(Table* t) {
-    const std::uint8_t base = t->local_depth;
-    std::vector<std::uint8_t> fresh;
-    for (Table* c = t; c != nullptr; c = c->overflow) {
-      for (std::uint32_t i = 0; i < c->capacity(); ++i) {
-        fresh.push_back(c->full(i) ? index_internal::triehash(hash_of(c->slot(i)->first), base)
-                                   : c->trie_of(i));
-      }
-    }
-    std::size_t k = 0;
-    for (Table* c = t; c != nullptr; c = c->overflow) {
-      c->trie_base = base;
-      for (std::uint32_t i = 0; i < c->capacity(); ++i) c->trie_of(i) = fresh[k++];
-      set_filters(c);  // they come from the triehash bytes just rewritten
-      counters_.rehashed_keys += c->size;
-    }
-    publish(t);
   }
 
   // Doubles the directory and returns the old one, which the caller frees with
@@ -1267,8 +1293,8 @@ class ExtendibleHashMap {
     const std::uint64_t high[2] = {a->prefix << (64 - depth), b->prefix << (64 - depth)};
     try {
       move_all(
-          srcs, 2, [m](std::size_t, std::uint8_t) { return m; },
-          [&](std::size_t k, std::uint8_t trie) {
+          srcs, 2, [m](std::size_t, std::uint8_t, std::size_t) { return m; },
+          [&](std::size_t k, std::uint8_t trie, std::size_t) {
             // Hash bits above the table's depth are its prefix; the rest come from the old
             // window, which covers the new window's low end because base <= old_base.
             const std::uint64_t bits = high[k] | (std::uint64_t{trie} << (56 - old_base[k]));

@@ -11,10 +11,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "index/extendible_hash_map.h"
+#include "index/index_file.h"
 #include "index/index_file_format.h"
 #include "tests/index/format_fixtures.h"
 #include "util/crc32c.h"
@@ -173,6 +175,29 @@ TEST(IndexFile, HostileHashWithOverflowChains) {
   ASSERT_TRUE(s.ok()) << s.to_string();
   ASSERT_EQ(loaded.size(), 4000u);
   for (std::uint64_t k = 0; k < 4000; ++k) ASSERT_EQ(loaded.at(k), k + 1);
+}
+
+// A grown map's splits decide kTrieSplits times from stored triehash bits, then hash the keys
+// and give both halves a fresh window, so a table of depth d (never merged) has used
+// d mod (kTrieSplits + 1) bits of its window. A used bit no longer filters probes: halves of
+// a hashing split that kept one used bit made misses compare twice as many keys.
+TEST(IndexFile, SplitsRenewTheTriehashWindowEveryFewSplits) {
+  TempDir dir;
+  U64Map m(0, Hash<std::uint64_t>(21));
+  std::mt19937_64 rng(21);
+  for (int i = 0; i < 400000; ++i) m[rng()] = static_cast<std::uint64_t>(i);
+  EXPECT_GT(m.stats().rehashed_keys, 0u);
+  ASSERT_TRUE(m.save(dir.file("w.idx")).ok());
+  IndexFile view;
+  ASSERT_TRUE(IndexFile::open(dir.file("w.idx"), &view).ok());
+  std::size_t fresh = 0;  // tables made by a hashing split
+  for (const IndexFileTable& t : view.tables()) {
+    ASSERT_GE(t.local_depth, t.trie_base);
+    EXPECT_EQ(t.local_depth - t.trie_base, t.local_depth % (index_internal::kTrieSplits + 1))
+        << "table " << t.index << ", depth " << t.local_depth;
+    fresh += t.local_depth > 0 && t.trie_base == t.local_depth;
+  }
+  EXPECT_GT(fresh, 0u) << "global depth " << m.stats().global_depth;
 }
 
 TEST(IndexFile, WrongKeyOrValueTypeIsRejected) {

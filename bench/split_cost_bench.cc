@@ -1,7 +1,7 @@
 // Why triehash: growth with the stored triehash deciding each split, against the same map
 // built with -DSISU_EHM_TRIE_SPLITS=0 (split_cost_bench_rehash), which hashes every key of a
 // table again at each split. Reported per run: time to grow to `size` keys, splits, and keys
-// hashed again. u64 keys hash in ~2 ns from a register; string keys (24 bytes, on the heap)
+// hashed again. u64 keys hash in ~2 ns from a register; string keys (~35 bytes, on the heap)
 // cost a pointer chase and XXH3 each, which is where the stored bits pay off.
 #include <benchmark/benchmark.h>
 

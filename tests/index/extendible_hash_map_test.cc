@@ -641,7 +641,7 @@ TEST(ExtendibleHashMap, FailedRelocationLeavesTheMapIntact) {
 }
 
 // A hasher that throws now and then: in an insert's own hashing, or in the middle of
-// hashing a table's keys again (rehash_trie). Every failure leaves the map as it was.
+// a hashing split (split_or_overflow). Every failure leaves the map as it was.
 struct FlakyHash {
   using is_avalanching = void;
   static inline int calls_left = -1;  // -1: never throw

@@ -28,7 +28,7 @@
 //   from its metadata alone: growing and splitting never need the key's hash.
 // - triehash: 8 hash bits below those the directory consumed, taken at the table's "trie base"
 //   depth. A split at local depth d sends each entry left or right by bit (7 - (d - base)) of
-//   its triehash, without hashing the key. Every third split (kTrieSplits) hashes the keys
+//   its triehash, without hashing the key. One split in kTrieSplits + 1 (3) hashes the keys
 //   instead and gives both halves a fresh window (IndexStats::rehashed_keys counts them).
 // A probe compares both bytes at once (SIMD over the group). Not all 16 bits tell keys apart:
 // the entries of a group share the high bits of their tophash (it chose their home group),
@@ -143,8 +143,9 @@ inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
 // a table's window has 0..kTrieSplits bits used, and one split in kTrieSplits + 1 hashes.
 // A probe's false matches double with each used bit, and each costs a slot read, so this is
 // a trade of lookup misses against split cost. Measured over 1M..10M random u64 keys
-// (docs/benchmarks.md): key compares per miss 0.025 / 0.035 / 0.055 for 1 / 2 / 3, against
-// 0.07 when a rehash gave the halves a window with one bit already used.
+// (docs/design.md, "Triehash"): key compares per miss 0.017 / 0.026 / 0.036 / 0.055 for
+// 0 / 1 / 2 / 3, against 0.079 when a hashing split left the halves one used bit; deciding
+// two splits in three from stored bits saves 1-2% of growth time.
 #ifndef SISU_EHM_TRIE_SPLITS  // overridden only by bench/split_cost_bench's ablation build
 #define SISU_EHM_TRIE_SPLITS 2
 #endif
@@ -861,9 +862,10 @@ class ExtendibleHashMap {
     // once kTrieSplits bits are used, the key's hash, which also gives both halves a fresh
     // window starting at their depth (hashed[rank] = side << 8 | new triehash).
     const unsigned used = t->local_depth - t->trie_base;
+    const bool hashing = used >= index_internal::kTrieSplits;
     std::vector<std::uint16_t> hashed;
     std::size_t ones = 0;
-    if (used < index_internal::kTrieSplits) {
+    if (!hashing) {
       const unsigned bit = 7 - used;
       for (Table* c = t; c != nullptr; c = c->overflow) {
         for (std::uint32_t g = 0; g < c->groups; ++g) {
@@ -883,6 +885,7 @@ class ExtendibleHashMap {
         hashed.push_back(
             static_cast<std::uint16_t>(side << 8 | index_internal::triehash(h, depth + 1)));
       });
+      counters_.rehashed_keys += total;
     }
     if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
     DirEntry* old_dir = nullptr;
@@ -890,7 +893,7 @@ class ExtendibleHashMap {
     const bool warm = spare_fits();
     if (t->local_depth == global_depth_) old_dir = double_directory();
     try {
-      if (hashed.empty()) {
+      if (!hashing) {
         const unsigned bit = 7 - used;
         split(
             t, total - ones, ones, t->trie_base,
@@ -903,7 +906,6 @@ class ExtendibleHashMap {
             [&](std::uint8_t, std::size_t rank) {
               return static_cast<std::uint8_t>(hashed[rank]);
             });
-        counters_.rehashed_keys += total;
       }
     } catch (...) {
       if (old_dir != nullptr) restore_directory(old_dir, at_depth);

@@ -240,8 +240,7 @@ inline void for_each_passed_group(std::uint32_t home, std::uint32_t at, std::uin
 
 // The filters a table's entries need, in `filter` (16 bits per group), computed from the full
 // slots of its metadata: each entry's bit on every group from its home group up to the group
-// that holds it. A loaded file's filters must include these; rehashing a table's triehash
-// bytes recomputes its filters from them.
+// that holds it. A loaded file's filters must include these (filter_fault).
 inline void needed_filters(const std::uint8_t* meta, std::uint32_t groups, std::uint16_t* filter) {
   std::memset(filter, 0, std::size_t{groups} * sizeof(std::uint16_t));
   for (std::uint32_t g = 0; g < groups; ++g) {

@@ -11,8 +11,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
-#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "index/extendible_hash_map.h"
@@ -198,6 +198,79 @@ TEST(IndexFile, SplitsRenewTheTriehashWindowEveryFewSplits) {
     fresh += t.local_depth > 0 && t.trie_base == t.local_depth;
   }
   EXPECT_GT(fresh, 0u) << "global depth " << m.stats().global_depth;
+  // The stored bytes agree with the keys' hashes (load checks each entry's triehash against
+  // its table's window, and the filters its placement needs).
+  EXPECT_TRUE(view.verify().empty());
+  U64Map loaded;
+  ASSERT_TRUE(U64Map::load(dir.file("w.idx"), &loaded).ok());
+  expect_equal(m, loaded);
+}
+
+// Files written before fresh windows hold tables with up to 3 used window bits, and any
+// trie_base <= local_depth is valid. A map loaded from a file whose every table has its
+// window at trie base 0 (all of its local depth used) splits those tables by hashing, and
+// keeps every entry.
+TEST(IndexFile, TablesWithTheirWindowUsedUpLoadAndSplit) {
+  TempDir dir;
+  const Hash<std::uint64_t> hasher(5);
+  U64Map m(0, hasher);
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  std::mt19937_64 rng(5);
+  for (std::uint64_t i = 0; i < 20000; ++i) {
+    const std::uint64_t k = rng();
+    m[k] = i;
+    model[k] = i;
+  }
+  ASSERT_GE(m.stats().global_depth, 3u);
+  ASSERT_TRUE(m.save(dir.file("old.idx")).ok());
+  std::vector<char> bytes = read_bytes(dir.file("old.idx"));
+  std::string image(bytes.begin(), bytes.end());
+  std::size_t rebased = 0;
+  while (testing_support::damage_a_table(
+      &image, [&](index_file::TableHeader& th, std::uint8_t* meta, const std::uint16_t*) {
+        using namespace index_internal;
+        if (th.local_depth == 0 || th.trie_base == 0) return false;
+        th.trie_base = 0;
+        const std::uint8_t* slots = meta + std::size_t{th.groups} * kGroupMetaBytes;
+        for (std::uint32_t g = 0; g < th.groups; ++g) {
+          std::uint8_t* gm = meta + std::size_t{g} * kGroupMetaBytes;
+          for (SlotMask full = SlotGroup::match_full(gm); full != 0; full &= full - 1) {
+            const unsigned lane = lowest_slot(full);
+            std::uint64_t key;
+            std::memcpy(&key,
+                        slots + (std::size_t{g} * kGroupSlots + lane) * sizeof(U64Map::value_type),
+                        sizeof(key));
+            gm[kGroupWidth + lane] = triehash(hasher(key), 0);
+          }
+        }
+        std::uint16_t need[index_file::kMaxGroups];
+        needed_filters(meta, th.groups, need);
+        for (std::uint32_t g = 0; g < th.groups; ++g) {
+          store_filter(meta + std::size_t{g} * kGroupMetaBytes, need[g]);
+        }
+        return true;
+      })) {
+    ++rebased;
+  }
+  ASSERT_EQ(rebased, m.stats().tables);
+  write_bytes(dir.file("old.idx"), std::vector<char>(image.begin(), image.end()));
+  U64Map loaded;
+  const Status s = U64Map::load(dir.file("old.idx"), &loaded);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  const std::size_t splits = loaded.stats().splits;
+  for (std::uint64_t i = 0; i < 40000; ++i) {
+    const std::uint64_t k = rng();
+    loaded[k] = i;
+    model[k] = i;
+  }
+  EXPECT_GT(loaded.stats().splits, splits);
+  EXPECT_GT(loaded.stats().rehashed_keys, 0u);
+  ASSERT_EQ(loaded.size(), model.size());
+  for (const auto& [k, v] : model) {
+    auto it = loaded.find(k);
+    ASSERT_NE(it, loaded.end()) << k;
+    ASSERT_EQ(it->second, v);
+  }
 }
 
 TEST(IndexFile, WrongKeyOrValueTypeIsRejected) {

@@ -146,7 +146,9 @@ inline std::uint64_t mix_prefix(std::uint64_t prefix, unsigned depth) {
 // (docs/design.md, "Triehash"): key compares per miss 0.017 / 0.026 / 0.036 / 0.055 for
 // 0 / 1 / 2 / 3, against 0.079 when a hashing split left the halves one used bit; deciding
 // two splits in three from stored bits saves 1-2% of growth time.
-#ifndef SISU_EHM_TRIE_SPLITS  // overridden only by bench/split_cost_bench's ablation build
+// A build may set SISU_EHM_TRIE_SPLITS (0..4), the same in every translation unit, as
+// bench/split_cost_bench's ablation build does; files stay compatible across values.
+#ifndef SISU_EHM_TRIE_SPLITS
 #define SISU_EHM_TRIE_SPLITS 2
 #endif
 inline constexpr unsigned kTrieSplits = SISU_EHM_TRIE_SPLITS;

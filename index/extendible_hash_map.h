@@ -865,10 +865,10 @@ class ExtendibleHashMap {
     // window starting at their depth (hashed[rank] = side << 8 | new triehash).
     const unsigned used = t->local_depth - t->trie_base;
     const bool hashing = used >= index_internal::kTrieSplits;
+    const unsigned bit = hashing ? 0 : 7 - used;  // the stored bit, when not hashing
     std::vector<std::uint16_t> hashed;
     std::size_t ones = 0;
     if (!hashing) {
-      const unsigned bit = 7 - used;
       for (Table* c = t; c != nullptr; c = c->overflow) {
         for (std::uint32_t g = 0; g < c->groups; ++g) {
           const std::uint8_t* meta = c->meta(g);
@@ -896,7 +896,6 @@ class ExtendibleHashMap {
     if (t->local_depth == global_depth_) old_dir = double_directory();
     try {
       if (!hashing) {
-        const unsigned bit = 7 - used;
         split(
             t, total - ones, ones, t->trie_base,
             [bit](std::uint8_t trie, std::size_t) { return (trie >> bit) & 1u; },
@@ -1030,8 +1029,9 @@ class ExtendibleHashMap {
         const std::uint32_t i = g * kGroupSlots + lane;
         const std::uint8_t* meta = c->meta(g);
         const std::uint8_t top = meta[lane];
-        const std::uint8_t trie = retrie(k, meta[kGroupWidth + lane], rank);
-        Table* to = pick(k, meta[kGroupWidth + lane], rank);
+        const std::uint8_t stored = meta[kGroupWidth + lane];
+        const std::uint8_t trie = retrie(k, stored, rank);
+        Table* to = pick(k, stored, rank);
         ++rank;
         std::uint32_t j;
         Filler* f = to == fillers[0].table   ? &fillers[0]

@@ -5,6 +5,10 @@
 //   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
 //                 them all up, destroy; `times` times per iteration. Reported: ns per key.
 //   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order.
+//   BM_LookupLatency: dependent hits (each key is the value found before), so that nothing
+//                 overlaps: the latency of one lookup's chain of loads, at 6215 keys (in
+//                 cache), 1M, 4M and 10M; BM_ChaseLatency, one dependent load per step over as
+//                 many 16-byte nodes, is its yardstick.
 //   BM_InsertSized, BM_FindHot: one insert into a map sized ahead, one lookup of a present
 //                 key, at 6215 keys (in cache): the per-operation cost without growth.
 //   BM_Growth:    insert 4M or 10M keys one by one, timing each: the slowest insert (max) and
@@ -163,6 +167,47 @@ void BM_Lookup(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// One lookup after another, each waiting for the one before: the value found is the next key
+// to look up (a random cycle through all keys), so lookups never overlap and the time per
+// lookup is the latency of its chain of dependent loads. BM_Lookup's lookups are independent
+// and overlap as far as the CPU's reorder window reaches; throughput is about this latency
+// times the instructions per lookup over the window's size (docs/design.md).
+template <class P>
+void BM_LookupLatency(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  std::vector<std::uint64_t> keys = random_keys(size, 1);
+  std::shuffle(keys.begin(), keys.end(), std::mt19937_64(5));
+  auto m = P::make();
+  for (std::size_t i = 0; i < size; ++i) m[keys[i]] = keys[(i + 1) % size];
+  std::uint64_t at = keys[0];
+  for (auto _ : state) {
+    at = m.find(at)->second;
+    benchmark::DoNotOptimize(at);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The reference for BM_LookupLatency: one dependent load after another through a random
+// cycle over `size` 16-byte nodes (the footprint of a map's slots at full load), so that a
+// lookup's latency reads as a number of such loads.
+void BM_ChaseLatency(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  struct Node {
+    std::uint64_t next, pad;
+  };
+  std::vector<std::uint64_t> order(size);
+  for (std::size_t i = 0; i < size; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(5));
+  std::vector<Node> nodes(size);
+  for (std::size_t i = 0; i < size; ++i) nodes[order[i]].next = order[(i + 1) % size];
+  std::uint64_t at = order[0];
+  for (auto _ : state) {
+    at = nodes[at].next;
+    benchmark::DoNotOptimize(at);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 template <class P>
 void BM_Growth(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
@@ -244,6 +289,9 @@ void LookupArgs(benchmark::internal::Benchmark* b) {
     b->Args({size, 0});
   }
 }
+void LatencyArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("size")->Arg(6215)->Arg(1000000)->Arg(4000000)->Arg(10000000);
+}
 void GrowthArgs(benchmark::internal::Benchmark* b) {
   b->ArgName("size")->Arg(4000000)->Arg(10000000)->Iterations(1)->Unit(benchmark::kMillisecond);
 }
@@ -251,6 +299,7 @@ void GrowthArgs(benchmark::internal::Benchmark* b) {
 #define SISU_PEER_BENCHMARKS(P)                                      \
   BENCHMARK_TEMPLATE(BM_ShortUse, P)->Apply(ShortUseArgs);           \
   BENCHMARK_TEMPLATE(BM_Lookup, P)->Apply(LookupArgs);               \
+  BENCHMARK_TEMPLATE(BM_LookupLatency, P)->Apply(LatencyArgs);       \
   BENCHMARK_TEMPLATE(BM_InsertSized, P)->ArgName("size")->Arg(6215); \
   BENCHMARK_TEMPLATE(BM_FindHot, P)->ArgName("size")->Arg(6215);     \
   BENCHMARK_TEMPLATE(BM_Growth, P)->Apply(GrowthArgs);
@@ -263,5 +312,6 @@ SISU_PEER_BENCHMARKS(Absl)
 SISU_PEER_BENCHMARKS(Boost)
 #endif
 SISU_PEER_BENCHMARKS(Std)
+BENCHMARK(BM_ChaseLatency)->Apply(LatencyArgs);
 
 }  // namespace

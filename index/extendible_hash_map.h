@@ -158,8 +158,8 @@ inline constexpr unsigned kMaxDepth = 40;
 // The directory may double while it has at most one slot per this many entries (or is small).
 inline constexpr std::size_t kEntriesPerDirSlot = 8;
 inline constexpr std::size_t kSmallDirectory = 1024;
-// Lookups prefetch a matching group's slots (find_slot) once the directory is this deep: at
-// least 64 tables, over 1 MiB, past what L2 holds. A smaller map is in cache, where the
+// Lookups prefetch a matching group's slots (find_slot) once the directory is this deep:
+// typically 64 tables or more, over 1 MiB, past what L2 holds. A smaller map is in cache, where the
 // prefetches only cost instructions (ShortUse at 7 keys: +10% without this test).
 inline constexpr unsigned kPrefetchDepth = 7;
 
@@ -681,17 +681,22 @@ class ExtendibleHashMap {
     return Slot{};
   }
 
-  // Prefetches the lines of group g's slots (its first 256 bytes when slots are large). Placed
-  // behind the "metadata matched" branch, which a run of hits teaches the CPU to predict taken:
-  // it then runs these before the metadata line arrives (their addresses need only the
-  // directory entry), so the slot's line is on its way while the compare still waits, instead
-  // of being asked for after it. A run of misses predicts the branch not taken and fetches
-  // nothing more. Dependent 4M-key hits: 306 -> 195 ns, boost's 190; independent hits -16%
-  // (docs/benchmarks.md, "Slot prefetch").
-  static void prefetch_group_slots(const char* first) {
-    constexpr std::size_t kSpan = std::min<std::size_t>(kGroupSlots * kSlotBytes, 256);
-    for (std::size_t offset = 0; offset < kSpan; offset += 64) __builtin_prefetch(first + offset);
-    __builtin_prefetch(first + kSpan - 1);  // the span need not start on a line
+  // Prefetches the lines of a group's slots, `first` being its first slot. Placed behind the
+  // "metadata matched" branch, which a run of hits teaches the CPU to predict taken: it then
+  // runs these before the metadata line arrives (their addresses need only the directory
+  // entry), so the slot's line is on its way while the compare still waits, instead of being
+  // asked for after it. A run of misses predicts the branch not taken and fetches nothing
+  // more. Dependent 4M-key hits: 306 -> 194 ns, boost's 198; independent hits -16..21%
+  // (docs/benchmarks.md, "Slot prefetch"). Hoisted above the branch, the prefetches would
+  // cost every miss (+58..142%): check the disassembly when the compiler changes.
+  // Only groups of at most 256 bytes of slots (u64 -> u64: 240, 4-5 lines) are prefetched,
+  // the case measured; with larger slots the lines fetched would mostly not hold the hit.
+  SISU_ALWAYS_INLINE static void prefetch_group_slots(const char* first) {
+    constexpr std::size_t kSpan = kGroupSlots * kSlotBytes;
+    if constexpr (kSpan <= 256) {
+      for (std::size_t offset = 0; offset < kSpan; offset += 64) __builtin_prefetch(first + offset);
+      __builtin_prefetch(first + kSpan - 1);  // the span need not start on a line
+    }
   }
 
   template <class K>
@@ -715,7 +720,9 @@ class ExtendibleHashMap {
   // as possible: a lookup waiting on memory overlaps with the following ones only as far as
   // the CPU's instruction window reaches. Setting up the general probe inline cost hits 15%
   // at 4M keys (docs/design.md, "Lookups and their dependent loads"); the filter test, which
-  // only misses reach, took 4% off their time inline rather than behind a call.
+  // only misses reach, took 4% off their time inline rather than behind a call. The depth
+  // test and the slot prefetches are the exception: they shorten a hit's wait on memory by
+  // more than their instructions cost (prefetch_group_slots).
   template <class K>
   SISU_ALWAYS_INLINE Slot find_slot(std::uint64_t h, const K& key) const {
     if (dir_ == nullptr) return Slot{};

@@ -5,6 +5,7 @@
 //   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
 //                 them all up, destroy; `times` times per iteration. Reported: ns per key.
 //   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order.
+//   BM_Update:    `m[k] += 1` on present keys of a 4M or 10M map, in random order.
 //   BM_LookupLatency: dependent hits (each key is the value found before), so that nothing
 //                 overlaps: the latency of one lookup's chain of loads, at 6215 keys (in
 //                 cache), 1M, 4M and 10M; BM_ChaseLatency, one dependent load per step over as
@@ -167,6 +168,25 @@ void BM_Lookup(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Updates of present keys (`m[k] += 1`) on a map of 4M or 10M keys, in random order: the
+// insert path's lookup.
+template <class P>
+void BM_Update(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const std::vector<std::uint64_t> keys = random_keys(size, 1);
+  auto m = P::make();
+  for (std::uint64_t k : keys) m[k] = k;
+  std::vector<std::uint64_t> probe = keys;
+  std::shuffle(probe.begin(), probe.end(), std::mt19937_64(3));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    m[probe[i]] += 1;
+    if (++i == probe.size()) i = 0;
+  }
+  benchmark::DoNotOptimize(m.size());
+  state.SetItemsProcessed(state.iterations());
+}
+
 // One lookup after another, each waiting for the one before: the value found is the next key
 // to look up (a random cycle through all keys), so lookups never overlap and the time per
 // lookup is the latency of its chain of dependent loads. BM_Lookup's lookups are independent
@@ -300,12 +320,13 @@ void GrowthArgs(benchmark::internal::Benchmark* b) {
   b->ArgName("size")->Arg(4000000)->Arg(10000000)->Iterations(1)->Unit(benchmark::kMillisecond);
 }
 
-#define SISU_PEER_BENCHMARKS(P)                                      \
-  BENCHMARK_TEMPLATE(BM_ShortUse, P)->Apply(ShortUseArgs);           \
-  BENCHMARK_TEMPLATE(BM_Lookup, P)->Apply(LookupArgs);               \
-  BENCHMARK_TEMPLATE(BM_LookupLatency, P)->Apply(LatencyArgs);       \
-  BENCHMARK_TEMPLATE(BM_InsertSized, P)->ArgName("size")->Arg(6215); \
-  BENCHMARK_TEMPLATE(BM_FindHot, P)->ArgName("size")->Arg(6215);     \
+#define SISU_PEER_BENCHMARKS(P)                                                   \
+  BENCHMARK_TEMPLATE(BM_ShortUse, P)->Apply(ShortUseArgs);                        \
+  BENCHMARK_TEMPLATE(BM_Lookup, P)->Apply(LookupArgs);                            \
+  BENCHMARK_TEMPLATE(BM_LookupLatency, P)->Apply(LatencyArgs);                    \
+  BENCHMARK_TEMPLATE(BM_Update, P)->ArgName("size")->Arg(4000000)->Arg(10000000); \
+  BENCHMARK_TEMPLATE(BM_InsertSized, P)->ArgName("size")->Arg(6215);              \
+  BENCHMARK_TEMPLATE(BM_FindHot, P)->ArgName("size")->Arg(6215);                  \
   BENCHMARK_TEMPLATE(BM_Growth, P)->Apply(GrowthArgs);
 
 SISU_PEER_BENCHMARKS(Sisu)

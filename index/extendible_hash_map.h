@@ -158,7 +158,8 @@ inline constexpr unsigned kMaxDepth = 40;
 // The directory may double while it has at most one slot per this many entries (or is small).
 inline constexpr std::size_t kEntriesPerDirSlot = 8;
 inline constexpr std::size_t kSmallDirectory = 1024;
-// Lookups prefetch a matching group's slots (find_slot) once the directory is this deep:
+// Lookups prefetch a matching group's slots (find_slot, and the insert fast path for a key
+// already present) once the directory is this deep:
 // typically 64 tables or more, over 1 MiB, past what L2 holds. A smaller map is in cache, where the
 // prefetches only cost instructions (ShortUse at 7 keys: +10% without this test).
 inline constexpr unsigned kPrefetchDepth = 7;
@@ -780,7 +781,8 @@ class ExtendibleHashMap {
         const std::uint8_t trie = index_internal::triehash(h, d.trie_base);
         const std::uint32_t g = index_internal::home_group(top, d.groups);
         const std::uint8_t* meta = t->meta(g);
-        if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key);
+        if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key,
+                                         global_depth_ >= index_internal::kPrefetchDepth);
             s.table != nullptr) {
           return {iterator(this, di, s, entry_at(t, d.groups, s.index)), false};
         }

@@ -159,9 +159,9 @@ inline constexpr unsigned kMaxDepth = 40;
 inline constexpr std::size_t kEntriesPerDirSlot = 8;
 inline constexpr std::size_t kSmallDirectory = 1024;
 // Lookups prefetch a matching group's slots (find_slot, and the insert fast path for a key
-// already present) once the directory is this deep:
-// typically 64 tables or more, over 1 MiB, past what L2 holds. A smaller map is in cache, where the
-// prefetches only cost instructions (ShortUse at 7 keys: +10% without this test).
+// already present) once the directory is this deep: typically 64 tables or more, over 1 MiB,
+// past what L2 holds. A smaller map is in cache, where the prefetches only cost instructions
+// (ShortUse at 7 keys: +10% without this test).
 inline constexpr unsigned kPrefetchDepth = 7;
 
 }  // namespace index_internal

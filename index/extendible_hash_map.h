@@ -682,6 +682,9 @@ class ExtendibleHashMap {
     return Slot{};
   }
 
+  // Whether lookups prefetch slots: only in a map too big for the cache (kPrefetchDepth).
+  bool prefetching() const noexcept { return global_depth_ >= index_internal::kPrefetchDepth; }
+
   // Prefetches the lines of a group's slots, `first` being its first slot. Placed behind the
   // "metadata matched" branch, which a run of hits teaches the CPU to predict taken: it then
   // runs these before the metadata line arrives (their addresses need only the directory
@@ -734,8 +737,7 @@ class ExtendibleHashMap {
     const std::uint8_t trie = index_internal::triehash(h, d.trie_base);
     const std::uint32_t g = index_internal::home_group(top, d.groups);
     const std::uint8_t* meta = t->meta(g);
-    if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key,
-                                     global_depth_ >= index_internal::kPrefetchDepth);
+    if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key, prefetching());
         s.table != nullptr) {
       return s;
     }
@@ -781,8 +783,7 @@ class ExtendibleHashMap {
         const std::uint8_t trie = index_internal::triehash(h, d.trie_base);
         const std::uint32_t g = index_internal::home_group(top, d.groups);
         const std::uint8_t* meta = t->meta(g);
-        if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key,
-                                         global_depth_ >= index_internal::kPrefetchDepth);
+        if (const Slot s = find_in_group(t, d.groups, g, meta, top, trie, key, prefetching());
             s.table != nullptr) {
           return {iterator(this, di, s, entry_at(t, d.groups, s.index)), false};
         }

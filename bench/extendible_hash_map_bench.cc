@@ -4,7 +4,10 @@
 //
 //   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
 //                 them all up, destroy; `times` times per iteration. Reported: ns per key.
-//   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order.
+//   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order; also at 3.4M
+//                 and 6.8M keys, where boost and absl are at their fullest (load ~0.86, as
+//                 sisu is at 4M), to compare the maps at the same load factor (counter
+//                 `load`).
 //   BM_Update:    `m[k] += 1` on present keys of a 4M or 10M map, in random order.
 //   BM_LookupLatency: dependent hits (each key is the value found before), so that nothing
 //                 overlaps: the latency of one lookup's chain of loads, at 6215 keys (in
@@ -77,6 +80,7 @@ struct Sisu {
   static Map make() { return Map(0, sisu::Hash<std::uint64_t>(kSeed)); }
   static Map make_sized(std::size_t n) { return Map(n, sisu::Hash<std::uint64_t>(kSeed)); }
   static std::size_t memory(const Map& m) { return m.memory_bytes(); }
+  static double load(const Map& m) { return m.stats().load_factor; }
   static bool available() { return true; }
 };
 #ifdef SISU_HAVE_ABSL
@@ -90,6 +94,7 @@ struct Absl {
     return m;
   }
   static std::size_t memory(const Map&) { return AllocStats::current; }
+  static double load(const Map& m) { return m.load_factor(); }
   static bool available() { return true; }
 };
 #endif
@@ -104,6 +109,7 @@ struct Boost {
     return m;
   }
   static std::size_t memory(const Map&) { return AllocStats::current; }
+  static double load(const Map& m) { return m.load_factor(); }
   static bool available() { return true; }
 };
 #endif
@@ -117,6 +123,7 @@ struct Std {
     return m;
   }
   static std::size_t memory(const Map&) { return AllocStats::current; }
+  static double load(const Map& m) { return m.load_factor(); }
   static bool available() { return true; }
 };
 
@@ -166,6 +173,7 @@ void BM_Lookup(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(found);
   state.SetItemsProcessed(state.iterations());
+  state.counters["load"] = P::load(m);
 }
 
 // Updates of present keys (`m[k] += 1`) on a map of 4M or 10M keys, in random order: the
@@ -308,7 +316,9 @@ void ShortUseArgs(benchmark::internal::Benchmark* b) {
 }
 void LookupArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"size", "hit"});
-  for (int size : {4000000, 10000000}) {
+  // 3.4M and 6.8M: just under the peers' rehash points (2^18 and 2^19 groups of 15 slots, max
+  // load 7/8), where a flat table is as full as sisu's tables are on average.
+  for (int size : {3400000, 4000000, 6800000, 10000000}) {
     b->Args({size, 1});
     b->Args({size, 0});
   }

@@ -181,6 +181,11 @@ class ExtendibleHashMap {
 
   static_assert(sizeof(value_type) <= 8000, "store large values out of line (e.g. by pointer)");
   static_assert(alignof(value_type) <= 32, "slots are 32-byte aligned at most");
+  // Growth moves entries between tables and undoes the moves if one throws (strong
+  // guarantee). A value that can be neither copied nor moved without a possible throw could
+  // not be moved back: its type is refused rather than lost in a failed grow.
+  static_assert(std::is_copy_constructible_v<Value> || std::is_nothrow_move_constructible_v<Value>,
+                "Value must be copy constructible or nothrow move constructible");
 
  private:
   struct Table;
@@ -496,7 +501,10 @@ class ExtendibleHashMap {
   static_assert(std::is_trivial_v<DirEntry>);
 
   // Table sizes: one per SlabAllocator class that fits a whole number of groups, up to
-  // kMaxTableBytes; each holds more groups than the one before.
+  // kMaxTableBytes; each holds more groups than the one before. The largest holds at least two
+  // groups: for slots over ~1 KiB no class equals kMaxTableBytes, and the first class past it
+  // is taken. (A largest table of one group, full at 14 entries, left build_for looking
+  // forever for a depth whose tables fit their share plus 16.)
   struct SizeClasses {
     std::uint32_t groups[SlabAllocator::kNumClasses] = {};
     unsigned count = 0;
@@ -506,7 +514,7 @@ class ExtendibleHashMap {
       SizeClasses c;
       for (std::size_t sc = 0; sc < SlabAllocator::kNumClasses; ++sc) {
         const std::size_t bytes = SlabAllocator::class_block_bytes(sc);
-        if (bytes > kMaxTableBytes) break;
+        if (bytes > kMaxTableBytes && c.count > 0 && c.groups[c.count - 1] >= 2) break;
         if (bytes < kHeaderBytes + kGroupBytes) continue;
         const auto g =
             static_cast<std::uint32_t>(std::min<std::size_t>((bytes - kHeaderBytes) / kGroupBytes, 255));
@@ -514,6 +522,8 @@ class ExtendibleHashMap {
       }
       return c;
     }();
+    static_assert(kHeaderBytes + 2 * kGroupBytes <= SlabAllocator::kMaxBlockBytes,
+                  "the largest slot still fits two groups in the largest block");
     return classes;
   }
   // A table grows to the next size at least this much larger; a table made by a split or a
@@ -1369,7 +1379,8 @@ class ExtendibleHashMap {
     auto need = [](double share) {
       return static_cast<std::size_t>(share + 4.5 * std::sqrt(share) + 16);
     };
-    while (need(static_cast<double>(n) / (std::size_t{1} << depth)) > max_load(max_groups())) {
+    while (need(static_cast<double>(n) / (std::size_t{1} << depth)) > max_load(max_groups()) &&
+           depth < index_internal::kMaxDepth) {
       ++depth;
     }
     const std::uint32_t groups =

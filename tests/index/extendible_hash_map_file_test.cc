@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -144,6 +145,30 @@ TEST(IndexFile, StructKeysAndAHasherWithoutSeed) {
   for (std::uint32_t i = 0; i < 20000; ++i) {
     ASSERT_EQ(loaded.at(Rec{i, static_cast<std::uint16_t>(i % 7)}), i * 0.5);
   }
+}
+
+// Slots over 1 KiB: the largest table is a slab class past 32 KiB (two groups); such tables
+// save, load and keep splitting like any other.
+TEST(IndexFile, LargeValuesRoundTrip) {
+  TempDir dir;
+  using Value = std::array<std::uint8_t, 1096>;
+  ExtendibleHashMap<std::uint64_t, Value> m;
+  for (std::uint64_t k = 0; k < 500; ++k) {
+    Value v;
+    v.fill(static_cast<std::uint8_t>(k));
+    m.try_emplace(k, v);
+  }
+  ASSERT_TRUE(m.save(dir.file("big.idx")).ok());
+  decltype(m) loaded;
+  ASSERT_TRUE(decltype(m)::load(dir.file("big.idx"), &loaded).ok());
+  ASSERT_EQ(loaded.size(), m.size());
+  EXPECT_EQ(loaded.stats().tables, m.stats().tables);
+  for (std::uint64_t k = 0; k < 500; ++k) {
+    ASSERT_TRUE(loaded.contains(k)) << k;
+    EXPECT_EQ(loaded.at(k)[1095], static_cast<std::uint8_t>(k)) << k;
+  }
+  for (std::uint64_t k = 500; k < 1000; ++k) loaded.try_emplace(k, Value{});
+  EXPECT_EQ(loaded.size(), 1000u);
 }
 
 struct NoSeedU64Hash {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -451,6 +452,54 @@ TEST(ExtendibleHashMap, ReserveOnAFilledMap) {
   EXPECT_EQ(after.splits, before.splits);
   EXPECT_EQ(after.grows, before.grows);
   for (std::uint64_t k = 0; k < 200000; k += 997) ASSERT_EQ(m.at(k), k);
+}
+
+// Values of ~1 KiB and more: slots so large that no slab class is exactly two groups. The
+// largest table must still hold two (a one-group table is full at 14 entries, and a size
+// hint used to look forever for tables that fit their share plus 16). Sized maps, reserve,
+// growth, erase and shrink_to_fit all work, and the hint still avoids growth.
+template <std::size_t kBytes>
+void check_large_values() {
+  using Value = std::array<std::uint8_t, kBytes>;
+  auto value_of = [](std::uint64_t k) {
+    Value v;
+    v.fill(static_cast<std::uint8_t>(k * 131));
+    v.front() = static_cast<std::uint8_t>(k);
+    return v;
+  };
+  using Map = ExtendibleHashMap<std::uint64_t, Value>;
+  for (std::size_t n : {std::size_t{1}, std::size_t{10}, std::size_t{300}}) {
+    Map m(n);
+    for (std::uint64_t k = 0; k < n; ++k) m.try_emplace(k, value_of(k));
+    const IndexStats s = m.stats();
+    EXPECT_EQ(s.size, n);
+    EXPECT_EQ(s.splits + s.grows + s.directory_doublings, 0u) << kBytes << " bytes, n=" << n;
+  }
+  Map m;
+  std::unordered_map<std::uint64_t, Value> model;
+  for (std::uint64_t k = 0; k < 400; ++k) {
+    m.try_emplace(k, value_of(k));
+    model.emplace(k, value_of(k));
+  }
+  m.reserve(1000);  // rebuilds a filled map through a sized one
+  for (std::uint64_t k = 0; k < 400; k += 2) {
+    m.erase(k);
+    model.erase(k);
+  }
+  m.shrink_to_fit();
+  ASSERT_EQ(m.size(), model.size());
+  for (const auto& [k, v] : model) {
+    auto it = m.find(k);
+    ASSERT_NE(it, m.end()) << k;
+    EXPECT_EQ(it->second, v) << k;
+  }
+  EXPECT_FALSE(m.contains(0));
+}
+
+TEST(ExtendibleHashMap, LargeValuesGrowAndTakeSizeHints) {
+  check_large_values<1096>();  // 1104-byte slots: the largest table needs the class past 32 KiB
+  check_large_values<2200>();  // one group alone is over 32 KiB
+  check_large_values<7992>();  // the largest slot allowed (8000 bytes)
 }
 
 TEST(ExtendibleHashMap, SequentialKeysSpreadEvenly) {

@@ -262,7 +262,7 @@ class ExtendibleHashMap {
     if (size_ == 0) {
       destroy_all();
       build_for(n);
-    } else if (n > total_max_load()) {
+    } else if (!has_room_for(n - size_)) {
       rebuild_for(n);
     }
   }
@@ -1376,15 +1376,13 @@ class ExtendibleHashMap {
   // plus 4.5 standard deviations of the binomial spread (so no table grows before n inserts).
   void build_for(std::size_t n) {
     unsigned depth = 0;
-    auto need = [](double share) {
-      return static_cast<std::size_t>(share + 4.5 * std::sqrt(share) + 16);
-    };
-    while (need(static_cast<double>(n) / (std::size_t{1} << depth)) > max_load(max_groups()) &&
+    while (room_for_share(static_cast<double>(n) / (std::size_t{1} << depth)) >
+               max_load(max_groups()) &&
            depth < index_internal::kMaxDepth) {
       ++depth;
     }
     const std::uint32_t groups =
-        groups_for(need(static_cast<double>(n) / (std::size_t{1} << depth)));
+        groups_for(room_for_share(static_cast<double>(n) / (std::size_t{1} << depth)));
     if (depth == 0) {
       dir_ = &inline_dir_;
     } else {
@@ -1405,10 +1403,22 @@ class ExtendibleHashMap {
     tables_at_global_depth_ = dir_size();
   }
 
-  std::size_t total_max_load() const {
-    std::size_t total = 0;
-    if (dir_ != nullptr) for_each_table([&](Table* t) { total += max_load(t->groups); });
-    return total;
+  // The slots a table needs for `share` entries, its expected part of a uniform stream of
+  // inserts: the share plus 4.5 binomial standard deviations, plus 16 for small shares.
+  static std::size_t room_for_share(double share) {
+    return static_cast<std::size_t>(share + 4.5 * std::sqrt(share) + 16);
+  }
+  // Whether `extra` more entries fit without growing a table: each takes its share by its
+  // part of the directory. A table with an overflow chain is not asked: its keys do not
+  // spread by hash, and a rebuild would chain them again.
+  bool has_room_for(std::size_t extra) const {
+    bool room = true;
+    for_each_main_table([&](Table* t) {
+      const double share =
+          static_cast<double>(extra) / static_cast<double>(std::uint64_t{1} << t->local_depth);
+      if (t->overflow == nullptr && t->growth_left < room_for_share(share)) room = false;
+    });
+    return room;
   }
 
   // Rebuilds the whole map sized for max(n, size) entries (reserve and shrink_to_fit).

@@ -502,6 +502,24 @@ TEST(ExtendibleHashMap, LargeValuesGrowAndTakeSizeHints) {
   check_large_values<7992>();  // the largest slot allowed (8000 bytes)
 }
 
+// A little more room than the map has: the total slots would hold it, but tables that are
+// nearly full would still grow. reserve keeps its promise: the inserts grow nothing.
+TEST(ExtendibleHashMap, ReserveALittleMoreOnAFilledMap) {
+  for (std::size_t n : {std::size_t{5000}, std::size_t{100000}}) {
+    U64Map m;
+    std::mt19937_64 rng(n);
+    for (std::size_t i = 0; i < n; ++i) m[rng()] = i;
+    const std::size_t target = n + n / 10;
+    m.reserve(target);
+    const IndexStats before = m.stats();
+    while (m.size() < target) m[rng()] = 0;
+    const IndexStats after = m.stats();
+    EXPECT_EQ(after.splits, before.splits) << n;
+    EXPECT_EQ(after.grows, before.grows) << n;
+    EXPECT_EQ(after.directory_doublings, before.directory_doublings) << n;
+  }
+}
+
 TEST(ExtendibleHashMap, SequentialKeysSpreadEvenly) {
   U64Map m;
   for (std::uint64_t k = 0; k < 300000; ++k) m[k] = k;

@@ -276,6 +276,11 @@ Status ExtendibleHashMap<K, V, H, E>::load_image(Reader& r, const std::string& p
   // --- tables -------------------------------------------------------------------------------
   ExtendibleHashMap m(0, hasher);
   if (h.tables == 0) {
+    // An empty map's file is a header and a footer: nothing between them goes unchecked.
+    if (body_limit != sizeof(f::FileHeader)) {
+      return Status::corruption(at_offset(path, sizeof(f::FileHeader)) +
+                                "unexpected bytes before the footer");
+    }
     *out = std::move(m);
     return Status::OK();
   }

@@ -231,8 +231,8 @@ Status MappedIndex<K, V, H, E>::open(const void* data, std::size_t bytes, std::s
   const std::uint64_t group_bytes = m.layout_.group_bytes(kSlotBytes);
   const std::uint64_t min_record = sizeof(f::TableHeader) + group_bytes;
   // The directory costs at most 16 bytes of memory per byte of image (plus a small one).
-  if (h.global_depth > f::kMaxDepth ||
-      h.tables > (body_end - sizeof(f::FileHeader)) / min_record ||
+  if (h.global_depth > f::kMaxDepth || h.tables > (body_end - sizeof(f::FileHeader)) / min_record ||
+      (h.global_depth > 0 && h.tables < h.global_depth + 1) ||
       (std::uint64_t{1} << h.global_depth) * sizeof(std::uint32_t) > 16 * bytes + 4096 ||
       (h.tables == 0 && h.entries != 0)) {
     return Status::corruption(name + ": header counts do not fit " + std::to_string(bytes) +
@@ -243,6 +243,11 @@ Status MappedIndex<K, V, H, E>::open(const void* data, std::size_t bytes, std::s
   m.entries_ = h.entries;
   m.global_depth_ = h.global_depth;
   if (h.tables == 0) {
+    // An empty index is a header and a footer: nothing between them goes unchecked.
+    if (body_end != sizeof(f::FileHeader)) {
+      return Status::corruption(m.name_ + " at offset " + std::to_string(sizeof(f::FileHeader)) +
+                                ": unexpected bytes before the footer");
+    }
     *out = std::move(m);
     return Status::OK();
   }

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <set>
 #include <string>
@@ -154,6 +156,47 @@ TEST(MappedIndex, DamageNeverGivesAWrongValue) {
 
 // Checksums good, but an overflow filter hides an entry: the table answers corruption, never
 // "not found" for a key that is there.
+// An empty index is a header and a footer. Bytes between them, which no checksum covers,
+// and a header claiming a directory without tables are corruption, for the view and for
+// the map's load alike (IndexFile::verify already said so).
+TEST(MappedIndex, AnEmptyIndexIsOnlyAHeaderAndAFooter) {
+  namespace f = index_file;
+  const std::string img = image_of(Map());
+  ASSERT_EQ(img.size(), sizeof(f::FileHeader) + sizeof(f::Footer));
+  View v;
+  ASSERT_TRUE(View::open(img.data(), img.size(), "img", &v).ok());
+
+  std::string padded = img;
+  padded.insert(sizeof(f::FileHeader), std::string(64, 'x'));
+  f::Footer ft;
+  std::memcpy(&ft, padded.data() + padded.size() - sizeof(ft), sizeof(ft));
+  ft.body_bytes += 64;
+  ft.crc = crc32c::value(&ft, offsetof(f::Footer, crc));
+  std::memcpy(padded.data() + padded.size() - sizeof(ft), &ft, sizeof(ft));
+
+  std::string deep = img;
+  f::FileHeader h;
+  std::memcpy(&h, deep.data(), sizeof(h));
+  h.global_depth = 2;
+  h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
+  std::memcpy(deep.data(), &h, sizeof(h));
+
+  const std::string path = ::testing::TempDir() + "/sisu_empty_index.idx";
+  for (const std::string* bad : {&padded, &deep}) {
+    const Status opened = View::open(bad->data(), bad->size(), "bad", &v);
+    EXPECT_TRUE(opened.is_corruption()) << opened.to_string();
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out.write(bad->data(), static_cast<std::streamsize>(bad->size()));
+      ASSERT_TRUE(out.good());
+    }
+    Map loaded;
+    const Status s = Map::load(path, &loaded);
+    EXPECT_TRUE(s.is_corruption()) << s.to_string();
+  }
+  std::remove(path.c_str());
+}
+
 TEST(MappedIndex, AFilterThatCutsOffAnEntryIsCorruption) {
   const Map m = make_map(20000);
   std::string img = image_of(m);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -11,8 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "index/checkpoint_format.h"
 #include "index/extendible_hash_map.h"
 #include "tests/temp_path.h"
+#include "util/crc32c.h"
 
 namespace sisu {
 namespace {
@@ -187,6 +192,44 @@ TEST_F(CheckpointTest, TornTailLoadsTheLastCompleteCheckpoint) {
     ++corrupt;
   }
   EXPECT_EQ(corrupt, 40);
+}
+
+// A page torn by a crash holds user values, and a value may hold the bytes of a whole commit
+// frame. The search for a later commit after a bad frame must not look inside the torn page:
+// every cut inside it loads the checkpoint before.
+TEST_F(CheckpointTest, ACommitFrameInsideATornPageIsNotACommit) {
+  namespace c = checkpoint_file;
+  using Value = std::array<char, 64>;
+  using BigMap = ExtendibleHashMap<std::uint64_t, Value>;
+  Value fake{};
+  c::CommitBody body{7, 0, 0, 0};
+  c::FrameHeader fh{c::kFrameMagic, c::kCommitFrame, sizeof(body), 0, 0};
+  fh.body_crc = crc32c::value(&body, sizeof(body));
+  fh.crc = crc32c::value(&fh, offsetof(c::FrameHeader, crc));
+  std::memcpy(fake.data(), &fh, sizeof(fh));
+  std::memcpy(fake.data() + sizeof(fh), &body, sizeof(body));
+
+  BigMap m;
+  for (std::uint64_t k = 0; k < 2000; ++k) m[k] = Value{};
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  const std::uint64_t first_end = fs::file_size(path_);
+  for (std::uint64_t k = 0; k < 2000; ++k) m[k] = fake;
+  ASSERT_TRUE(m.checkpoint(path_).ok());
+  const std::string whole = read_file();
+  // The second checkpoint is page frames, then a commit of 24 + 24 + 8 per table bytes.
+  const std::uint64_t pages_end =
+      whole.size() - sizeof(c::FrameHeader) - sizeof(c::CommitBody) - 8 * m.stats().tables;
+  ASSERT_LT(first_end + 4096, pages_end);
+  int cuts = 0;
+  for (std::uint64_t cut = pages_end - 4000; cut < pages_end; cut += 97, ++cuts) {
+    write_file(whole.substr(0, cut));
+    BigMap loaded;
+    const Status s = BigMap::load(path_, &loaded);
+    ASSERT_TRUE(s.ok()) << "cut " << cut << ": " << s.to_string();
+    ASSERT_EQ(loaded.size(), 2000u);
+    EXPECT_EQ(loaded.at(1999), Value{}) << "cut " << cut;
+  }
+  EXPECT_GT(cuts, 30);
 }
 
 TEST_F(CheckpointTest, AnotherWriterForcesAFullRewrite) {

@@ -163,6 +163,7 @@ Status AppendFileWriter::open(const std::string& path, const FileId& expected,
                               std::uint64_t expected_bytes) {
   path_ = path;
   fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0 && errno == ENOENT) return Status::corruption(path + ": removed by another writer");
   if (fd_ < 0) return errno_status("cannot open", path);
   struct stat st;
   if (::fstat(fd_, &st) != 0) return errno_status("cannot stat", path);

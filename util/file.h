@@ -75,8 +75,8 @@ class AppendFileWriter {
   AppendFileWriter(const AppendFileWriter&) = delete;
   AppendFileWriter& operator=(const AppendFileWriter&) = delete;
 
-  // io_error if it cannot be opened; corruption if it is not the file (device, inode) this
-  // writer expects or its size is not expected_bytes.
+  // io_error if it cannot be opened; corruption if it is gone, is not the file (device,
+  // inode) this writer expects or its size is not expected_bytes.
   Status open(const std::string& path, const FileId& expected, std::uint64_t expected_bytes);
   Status append(const void* data, std::size_t n);
   // Writes what is buffered and fdatasyncs.

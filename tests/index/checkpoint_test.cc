@@ -266,6 +266,12 @@ TEST_F(CheckpointTest, AnotherWriterForcesAFullRewrite) {
   moved[6] = 10;
   ASSERT_TRUE(moved.checkpoint(path_).ok());
   EXPECT_EQ(load().at(6), 10u);
+  // A file removed since the last checkpoint is written anew, not an I/O error.
+  fs::remove(path_);
+  moved[6] = 11;
+  const Status s = moved.checkpoint(path_);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(load().at(6), 11u);
 }
 
 TEST_F(CheckpointTest, WrongTypesAreRefused) {

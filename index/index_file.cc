@@ -315,17 +315,19 @@ std::vector<IndexFileFault> IndexFile::verify(
   }
   if (header_.tables > 0) {
     std::sort(ranges.begin(), ranges.end());
+    // Every overlap and every gap, the one at the end included.
     std::uint64_t next = 0;
     for (const auto& [begin, count] : ranges) {
-      if (begin != next) {
+      if (begin < next) {
         faults.push_back({offsetof(f::FileHeader, global_depth),
-                          begin < next ? "two tables claim directory slot " + std::to_string(begin)
-                                       : "no table covers directory slot " + std::to_string(next)});
-        break;
+                          "two tables claim directory slot " + std::to_string(begin)});
+      } else if (begin > next) {
+        faults.push_back({offsetof(f::FileHeader, global_depth),
+                          "no table covers directory slot " + std::to_string(next)});
       }
-      next = begin + count;
+      next = std::max(next, begin + count);
     }
-    if (faults.empty() && next != (std::uint64_t{1} << depth)) {
+    if (next != (std::uint64_t{1} << depth)) {
       faults.push_back({offsetof(f::FileHeader, global_depth),
                         "no table covers directory slot " + std::to_string(next)});
     }

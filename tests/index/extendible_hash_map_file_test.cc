@@ -309,6 +309,49 @@ TEST(IndexFile, WrongKeyOrValueTypeIsRejected) {
 
 // Every byte flipped, one at a time, in a small file: load must refuse each, never crash,
 // and leave the output map as it was.
+// verify lists every fault: a table moved onto another's place in the directory leaves both
+// an overlap and a gap (here at the directory's end, after the overlap was found).
+TEST(IndexFile, VerifyReportsEveryDirectoryOverlapAndGap) {
+  namespace f = index_file;
+  TempDir dir;
+  U64Map m;
+  for (std::uint64_t k = 0; k < 20000; ++k) m[k] = k;
+  ASSERT_GE(m.stats().global_depth, 2u);
+  ASSERT_TRUE(m.save(dir.file("d.idx")).ok());
+  std::vector<char> bytes = read_bytes(dir.file("d.idx"));
+  f::FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof(h));
+  const std::uint64_t group_bytes =
+      index_internal::kGroupMetaBytes + index_internal::kGroupSlots * std::uint64_t{h.slot_bytes};
+  std::uint64_t offset = sizeof(h);
+  f::TableHeader first{};
+  for (std::uint32_t n = 0; n < h.tables; ++n) {
+    f::TableHeader th;
+    std::memcpy(&th, bytes.data() + offset, sizeof(th));
+    const std::uint64_t payload = th.groups * group_bytes;
+    if (n == 0) first = th;
+    if (n + 1 == h.tables) {  // the last table takes the first one's place
+      ASSERT_NE(th.prefix, first.prefix);
+      th.prefix = first.prefix;
+      th.local_depth = first.local_depth;
+      th.crc = 0;
+      th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), bytes.data() + offset + sizeof(th),
+                              payload);
+      std::memcpy(bytes.data() + offset, &th, sizeof(th));
+    }
+    offset += sizeof(th) + payload;
+  }
+  write_bytes(dir.file("d.idx"), bytes);
+  IndexFile view;
+  ASSERT_TRUE(IndexFile::open(dir.file("d.idx"), &view).ok());
+  std::string all;
+  for (const IndexFileFault& fault : view.verify()) all += fault.what + "\n";
+  EXPECT_NE(all.find("two tables claim directory slot 0"), std::string::npos) << all;
+  EXPECT_NE(all.find("no table covers directory slot"), std::string::npos) << all;
+  U64Map loaded;
+  EXPECT_TRUE(U64Map::load(dir.file("d.idx"), &loaded).is_corruption());
+}
+
 TEST(IndexFile, EveryFlippedByteIsDetected) {
   TempDir dir;
   const std::string path = dir.file("small.idx");

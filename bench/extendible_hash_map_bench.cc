@@ -30,24 +30,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/peer_maps.h"
 #include "index/extendible_hash_map.h"
-
-// SISU_HAVE_ABSL and SISU_HAVE_BOOST come from bench/CMakeLists.txt when the peer was found.
-#ifdef SISU_HAVE_ABSL
-#include <absl/container/flat_hash_map.h>
-#endif
-#ifdef SISU_HAVE_BOOST
-#include <boost/unordered/unordered_flat_map.hpp>
-#endif
 
 namespace {
 
-constexpr std::uint64_t kSeed = 0x5eed;
-
-struct BenchHash {
-  using is_avalanching = void;  // boost: the hash is already well mixed
-  std::size_t operator()(std::uint64_t k) const { return sisu::Hash<std::uint64_t>(kSeed)(k); }
-};
+using sisu::bench::BenchHash;
+using sisu::bench::kSeed;
+using sisu::bench::random_keys;
 
 // Counts the bytes a peer's allocator holds (current and peak), for the memory benchmarks.
 struct AllocStats {
@@ -126,13 +116,6 @@ struct Std {
   static double load(const Map& m) { return m.load_factor(); }
   static bool available() { return true; }
 };
-
-std::vector<std::uint64_t> random_keys(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::uint64_t> keys(n);
-  for (auto& k : keys) k = rng();
-  return keys;
-}
 
 template <class P>
 void BM_ShortUse(benchmark::State& state) {

@@ -10,19 +10,15 @@
 #include <random>
 #include <vector>
 
+#include "bench/peer_maps.h"
 #include "index/extendible_hash_map.h"
-
-// SISU_HAVE_ABSL and SISU_HAVE_BOOST come from bench/CMakeLists.txt when the peer was found.
-#ifdef SISU_HAVE_ABSL
-#include <absl/container/flat_hash_map.h>
-#endif
-#ifdef SISU_HAVE_BOOST
-#include <boost/unordered/unordered_flat_map.hpp>
-#endif
 
 namespace {
 
-constexpr std::uint64_t kSeed = 0x5eed;
+using sisu::bench::BenchHash;
+using sisu::bench::kSeed;
+using sisu::bench::random_keys;
+
 std::size_t compares = 0;
 
 struct CountingEq {
@@ -31,17 +27,6 @@ struct CountingEq {
     return a == b;
   }
 };
-struct PeerHash {
-  using is_avalanching = void;  // boost: the hash is already well mixed
-  std::size_t operator()(std::uint64_t k) const { return sisu::Hash<std::uint64_t>(kSeed)(k); }
-};
-
-std::vector<std::uint64_t> random_keys(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::uint64_t> keys(n);
-  for (auto& k : keys) k = rng();
-  return keys;
-}
 
 // Key compares per lookup of the absent keys.
 template <class Map>
@@ -74,7 +59,7 @@ void measure(std::size_t n, const std::vector<std::uint64_t>& misses) {
   }
 #ifdef SISU_HAVE_BOOST
   {
-    boost::unordered_flat_map<std::uint64_t, std::uint64_t, PeerHash, CountingEq> m;
+    boost::unordered_flat_map<std::uint64_t, std::uint64_t, BenchHash, CountingEq> m;
     for (std::uint64_t k : keys) m[k] = k;
     // bucket_count() is its slots: groups of 15, each with 16 bytes of metadata.
     const double meta = static_cast<double>(m.bucket_count()) / 15 * 16;
@@ -83,7 +68,7 @@ void measure(std::size_t n, const std::vector<std::uint64_t>& misses) {
 #endif
 #ifdef SISU_HAVE_ABSL
   {
-    absl::flat_hash_map<std::uint64_t, std::uint64_t, PeerHash, CountingEq> m;
+    absl::flat_hash_map<std::uint64_t, std::uint64_t, BenchHash, CountingEq> m;
     for (std::uint64_t k : keys) m[k] = k;
     // One control byte per slot, plus a group's width of cloned bytes.
     const double meta = static_cast<double>(m.capacity()) + 16;

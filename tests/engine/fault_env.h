@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "engine/env.h"
@@ -27,6 +29,12 @@ class FaultEnv final : public Env {
     fail_manifest_dir_sync_.store(false);
   }
   std::uint64_t faults() const { return faults_.load(); }
+  // How many times directory d was synced (as named to sync_dir).
+  int dir_syncs(const std::string& d) const {
+    std::lock_guard l(mu_);
+    const auto it = dir_syncs_.find(d);
+    return it == dir_syncs_.end() ? 0 : it->second;
+  }
 
   Status new_writable_file(const std::string& path,
                            std::unique_ptr<WritableFile>* out) override {
@@ -56,6 +64,10 @@ class FaultEnv final : public Env {
     return base()->sync_file(p);
   }
   Status sync_dir(const std::string& d) override {
+    {
+      std::lock_guard l(mu_);
+      ++dir_syncs_[d];
+    }
     if (fail_sync_.load()) return fault("sync " + d);
     // Only the sync right after the rename.
     if (renamed_manifest_.exchange(false) && fail_manifest_dir_sync_.load()) {
@@ -107,6 +119,8 @@ class FaultEnv final : public Env {
   std::atomic<bool> fail_manifest_dir_sync_{false};
   std::atomic<bool> renamed_manifest_{false};
   std::atomic<std::uint64_t> faults_{0};
+  mutable std::mutex mu_;
+  std::map<std::string, int> dir_syncs_;
 };
 
 }  // namespace sisu::testing

@@ -5,9 +5,9 @@
 //   BM_ShortUse:  the seed's benchmark. Create with no hint, insert `size` unique u64 keys, look
 //                 them all up, destroy; `times` times per iteration. Reported: ns per key.
 //   BM_Lookup:    hits and misses on a map of 4M or 10M keys, in random order; also at 3.4M
-//                 and 6.8M keys, where boost and absl are at their fullest (load ~0.86, as
-//                 sisu is at 4M), to compare the maps at the same load factor (counter
-//                 `load`).
+//                 and 6.8M keys, where boost and absl are at their fullest (load 0.86 and
+//                 0.81; sisu's is 0.80-0.86 at these sizes), to compare the maps at the same
+//                 load factor (counter `load`).
 //   BM_Update:    `m[k] += 1` on present keys of a 4M or 10M map, in random order.
 //   BM_LookupLatency: dependent hits (each key is the value found before), so that nothing
 //                 overlaps: the latency of one lookup's chain of loads, at 6215 keys (in

@@ -39,9 +39,10 @@
 //
 // Growth. A full table first grows in place to the next size class of the SlabAllocator
 // (about 1.25x; 2x while the map is a single table, as a small map grows fastest that way),
-// up to kMaxTableBytes; a full table of the largest size splits into two tables, each sized
-// for its half, and each table lineage splits at its own size among the largest four, so that
-// tables do not all split at once. The directory doubles only when a table at local depth ==
+// up to kMaxTableBytes (32 KiB; for slots over ~1 KiB, the class that holds two groups); a
+// full table of the largest size splits into two tables, each sized for its half, and each
+// table lineage splits at its own size among the largest four, so that tables do not all
+// split at once. The directory doubles only when a table at local depth ==
 // global depth splits (a copy of the directory, into a spare array warmed ahead of need once
 // the directory is large). The worst single insert is one table split or grow plus, rarely,
 // that copy. Tables are full at 15/16; the map's load factor stays between 0.72 and 0.9
@@ -256,14 +257,17 @@ class ExtendibleHashMap {
     counters_ = {};
   }
 
-  // Makes room for n entries: inserting up to n entries then grows no table.
+  // Makes room for n entries: inserting up to n entries (spread by the hash) then grows no
+  // table. A filled map grows or splits only the tables short of room for their share of
+  // the new entries (make_room_for); tables with an overflow chain (keys the hash does not
+  // spread) are left as they are. If it throws, the map holds the same entries.
   void reserve(std::size_t n) {
     if (n <= size_) return;
     if (size_ == 0) {
       destroy_all();
       build_for(n);
-    } else if (!has_room_for(n - size_)) {
-      rebuild_for(n);
+    } else {
+      make_room_for(n - size_);
     }
   }
 
@@ -437,8 +441,9 @@ class ExtendibleHashMap {
   static constexpr std::size_t kSlotBytes = sizeof(value_type);
   static constexpr std::size_t kGroupBytes =
       index_internal::kGroupMetaBytes + kGroupSlots * kSlotBytes;
-  // The largest table: 32 KiB (1800 u64 -> u64 slots), or two groups for huge values. Larger
-  // tables mean a smaller directory but a longer split; 32 KiB splits in ~10 us.
+  // The largest table: 32 KiB (1800 u64 -> u64 slots), or two groups for huge values (then
+  // the first slab class past this, see size_classes). Larger tables mean a smaller
+  // directory but a longer split; 32 KiB splits in ~10 us.
   static constexpr std::size_t kMaxTableBytes =
       std::max<std::size_t>(std::size_t{32} << 10, kHeaderBytes + 2 * kGroupBytes);
 
@@ -902,7 +907,9 @@ class ExtendibleHashMap {
   }
 
   // A full table of the largest size: split it, or say (false) that it cannot be split.
-  bool split_or_overflow(Table* t) {
+  // `one_sided_ok`: split even if every entry goes to one side (reserve() makes room for
+  // entries to come; an insert would gain nothing).
+  bool split_or_overflow(Table* t, bool one_sided_ok = false) {
     const std::size_t total = chain_size(t);
     t->split_retry_at = static_cast<std::uint32_t>(std::min<std::size_t>(2 * total, UINT32_MAX));
     if (t->local_depth >= index_internal::kMaxDepth) return false;
@@ -936,7 +943,8 @@ class ExtendibleHashMap {
       });
       counters_.rehashed_keys += total;
     }
-    if (ones == 0 || ones == total) return false;  // every key on one side: splitting is useless
+    // Every key on one side: splitting is useless to an insert.
+    if (!one_sided_ok && (ones == 0 || ones == total)) return false;
     DirEntry* old_dir = nullptr;
     const std::size_t at_depth = tables_at_global_depth_;
     const bool warm = spare_fits();
@@ -1405,20 +1413,41 @@ class ExtendibleHashMap {
 
   // The slots a table needs for `share` entries, its expected part of a uniform stream of
   // inserts: the share plus 4.5 binomial standard deviations, plus 16 for small shares.
+  // (Capped at 2^62, which no table reaches, so that a huge n converts to size_t.)
   static std::size_t room_for_share(double share) {
-    return static_cast<std::size_t>(share + 4.5 * std::sqrt(share) + 16);
+    return static_cast<std::size_t>(std::min(share + 4.5 * std::sqrt(share) + 16, 0x1p62));
   }
-  // Whether `extra` more entries fit without growing a table: each takes its share by its
-  // part of the directory. A table with an overflow chain is not asked: its keys do not
-  // spread by hash, and a rebuild would chain them again.
-  bool has_room_for(std::size_t extra) const {
-    bool room = true;
-    for_each_main_table([&](Table* t) {
-      const double share =
-          static_cast<double>(extra) / static_cast<double>(std::uint64_t{1} << t->local_depth);
-      if (t->overflow == nullptr && t->growth_left < room_for_share(share)) room = false;
-    });
-    return room;
+  // reserve() for `extra` more entries. A table takes its share by its part of the
+  // directory. Each table short of room for its share, or that has seen erases (an insert
+  // could shrink or merge it first), is rebuilt at the size the share needs, or split when no
+  // size holds it (its halves are looked at again, with half the share each). A table with
+  // an overflow chain, or one that cannot split (a hostile hash), is left as it is.
+  void make_room_for(std::size_t extra) {
+    auto room = [extra](const Table* t) {
+      return room_for_share(static_cast<double>(extra) /
+                            static_cast<double>(std::uint64_t{1} << t->local_depth));
+    };
+    for (bool again = true; again;) {
+      again = false;
+      std::vector<Table*> short_of_room;
+      for_each_main_table([&](Table* t) {
+        if (t->overflow == nullptr && (t->growth_left < room(t) || t->erased)) {
+          short_of_room.push_back(t);
+        }
+      });
+      for (Table* t : short_of_room) {
+        const std::size_t need = t->size + room(t);
+        const std::uint32_t groups = groups_for(need);
+        if (max_load(groups) >= need) {
+          ++(groups > t->groups   ? counters_.grows
+             : groups < t->groups ? counters_.shrinks
+                                  : counters_.cleanups);
+          rebuild_table(t, groups);
+        } else if (split_or_overflow(t, /*one_sided_ok=*/true)) {
+          again = true;
+        }
+      }
+    }
   }
 
   // Rebuilds the whole map sized for max(n, size) entries (reserve and shrink_to_fit).

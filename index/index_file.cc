@@ -446,11 +446,9 @@ Status read_image(const FileReader& r, const std::string& path, std::string* ima
   };
   std::uint64_t at = sizeof(h);
   bool damaged = false;
-  FrameHeader bad{};  // the frame header at `at` when damaged
   while (size - at >= sizeof(FrameHeader)) {
     FrameHeader fh;
     if (Status s = r.read_at(at, &fh, sizeof(fh)); !s.ok()) return s;
-    bad = fh;
     if (!sane(fh, at)) {
       damaged = true;
       break;
@@ -489,30 +487,33 @@ Status read_image(const FileReader& r, const std::string& path, std::string* ima
   // A bad frame is a torn tail only if no intact commit follows it. A checkpoint syncs its
   // pages before it appends its commit, and the previous commit before its pages, so a crash
   // tears only frames after the last durable commit: an intact commit after a bad frame
-  // means the file was damaged, not torn. Where the bad frame's header is intact (its magic
-  // and checksum hold), the search starts after the body it declares: a torn page's body is
-  // user data, and a value may hold the bytes of a commit frame. A body that runs past the
-  // end of the file is a torn tail. Otherwise the header says nothing of where the next frame
-  // starts, and the search goes byte by byte.
+  // means the file was damaged, not torn. The search never looks inside the body of a frame
+  // whose header is intact (magic and checksum hold): a page's body is user data, and a
+  // value may hold the bytes of a commit frame. It steps over such bodies, and goes byte by
+  // byte only where no intact header says where the next frame starts. An intact header
+  // whose body runs past the end of the file is a torn tail; one with impossible fields was
+  // not torn, it was written so.
   if (damaged) {
-    std::size_t first = 1;
-    if (bad.magic == kFrameMagic && bad.crc == crc32c::value(&bad, offsetof(FrameHeader, crc))) {
-      const std::uint64_t left = size - at;
-      first = bad.body_bytes > left - sizeof(FrameHeader)
-                  ? left
-                  : static_cast<std::size_t>(sizeof(FrameHeader) + bad.body_bytes);
-    }
     std::string tail(size - at, '\0');
     if (Status s = r.read_at(at, tail.data(), tail.size()); !s.ok()) return s;
-    for (std::size_t i = first; i + sizeof(FrameHeader) <= tail.size(); ++i) {
-      if (std::memcmp(tail.data() + i, &kFrameMagic, 4) != 0) continue;
+    for (std::size_t i = 0; i + sizeof(FrameHeader) <= tail.size();) {
       FrameHeader fh;
       std::memcpy(&fh, tail.data() + i, sizeof(fh));
-      if (!sane(fh, at + i) || fh.kind != kCommitFrame) continue;
-      if (fh.body_crc == crc32c::value(tail.data() + i + sizeof(fh), fh.body_bytes)) {
+      if (fh.magic != kFrameMagic || fh.crc != crc32c::value(&fh, offsetof(FrameHeader, crc))) {
+        ++i;
+        continue;
+      }
+      const std::uint64_t left = tail.size() - i - sizeof(fh);
+      if (fh.body_bytes > left) break;  // the frame a crash cut short
+      if (!sane(fh, at + i)) {
+        return Status::corruption(where(path, at + i) + "impossible frame header");
+      }
+      if (i > 0 && fh.kind == kCommitFrame &&
+          fh.body_crc == crc32c::value(tail.data() + i + sizeof(fh), fh.body_bytes)) {
         return Status::corruption(where(path, at) +
                                   "damaged frame before a later checkpoint's commit");
       }
+      i += sizeof(fh) + static_cast<std::size_t>(fh.body_bytes);
     }
   }
   if (!committed) {

@@ -451,8 +451,6 @@ TEST_F(DbTest, FailingSyncIsAnIoError) {
   db_.reset();  // before `env`, which its background thread uses
 }
 
-// A MANIFEST that was renamed into place but whose directory sync failed may be the one a
-// reopen reads: the files it names must still exist.
 // A new database's directory entry is synced into its parent: without it a power loss could
 // take the whole directory, synced writes and all.
 TEST_F(DbTest, CreatingADatabaseSyncsItsParentDirectory) {
@@ -460,16 +458,23 @@ TEST_F(DbTest, CreatingADatabaseSyncsItsParentDirectory) {
   options_.env = &env;
   const std::string parent = fs::path(dir_).parent_path().string();
   for (const std::string& name : {dir_, dir_ + "/"}) {
+    db_.reset();
     fs::remove_all(dir_);
     const int before = env.dir_syncs(parent);
-    db_.reset();
     ASSERT_TRUE(DB::open(options_, name, &db_).ok()) << name;
-    EXPECT_GT(env.dir_syncs(parent), before) << name;
+    EXPECT_EQ(env.dir_syncs(parent), before + 1) << name;
     ASSERT_TRUE(db_->put("k", "v").ok());
   }
+  // Opening an existing database leaves its parent alone.
+  db_.reset();
+  const int before = env.dir_syncs(parent);
+  ASSERT_TRUE(DB::open(options_, dir_, &db_).ok());
+  EXPECT_EQ(env.dir_syncs(parent), before);
   db_.reset();  // before `env`, which its background threads use
 }
 
+// A MANIFEST that was renamed into place but whose directory sync failed may be the one a
+// reopen reads: the files it names must still exist.
 TEST_F(DbTest, FailedManifestSyncKeepsWhatTheManifestNames) {
   testing::FaultEnv env;
   options_.env = &env;

@@ -307,8 +307,6 @@ TEST(IndexFile, WrongKeyOrValueTypeIsRejected) {
   EXPECT_NE(s.to_string().find("8-byte keys"), std::string::npos) << s.to_string();
 }
 
-// Every byte flipped, one at a time, in a small file: load must refuse each, never crash,
-// and leave the output map as it was.
 // verify lists every fault: a table moved onto another's place in the directory leaves both
 // an overlap and a gap (here at the directory's end, after the overlap was found).
 TEST(IndexFile, VerifyReportsEveryDirectoryOverlapAndGap) {
@@ -352,6 +350,8 @@ TEST(IndexFile, VerifyReportsEveryDirectoryOverlapAndGap) {
   EXPECT_TRUE(U64Map::load(dir.file("d.idx"), &loaded).is_corruption());
 }
 
+// Every byte flipped, one at a time, in a small file: load must refuse each, never crash,
+// and leave the output map as it was.
 TEST(IndexFile, EveryFlippedByteIsDetected) {
   TempDir dir;
   const std::string path = dir.file("small.idx");

@@ -503,21 +503,54 @@ TEST(ExtendibleHashMap, LargeValuesGrowAndTakeSizeHints) {
 }
 
 // A little more room than the map has: the total slots would hold it, but tables that are
-// nearly full would still grow. reserve keeps its promise: the inserts grow nothing.
+// nearly full would still grow, and tables that have seen erases would shrink or merge at the
+// next insert. reserve keeps its promise: the inserts grow, split, shrink and merge nothing.
 TEST(ExtendibleHashMap, ReserveALittleMoreOnAFilledMap) {
   for (std::size_t n : {std::size_t{5000}, std::size_t{100000}}) {
-    U64Map m;
-    std::mt19937_64 rng(n);
-    for (std::size_t i = 0; i < n; ++i) m[rng()] = i;
-    const std::size_t target = n + n / 10;
-    m.reserve(target);
-    const IndexStats before = m.stats();
-    while (m.size() < target) m[rng()] = 0;
-    const IndexStats after = m.stats();
-    EXPECT_EQ(after.splits, before.splits) << n;
-    EXPECT_EQ(after.grows, before.grows) << n;
-    EXPECT_EQ(after.directory_doublings, before.directory_doublings) << n;
+    for (bool erase : {false, true}) {
+      U64Map m;
+      std::mt19937_64 rng(n);
+      std::vector<std::uint64_t> keys;
+      for (std::size_t i = 0; i < n; ++i) {
+        keys.push_back(rng());
+        m[keys.back()] = i;
+      }
+      // Erase ~80% of the keys: every table is left under a quarter full, and its next insert
+      // would shrink it or merge it with its buddy.
+      if (erase) {
+        for (std::size_t i = 0; i < n; i += 1 + (i % 64 < 48 ? 0 : 5)) m.erase(keys[i]);
+      }
+      const std::size_t target = m.size() + n / 10;
+      m.reserve(target);
+      const IndexStats before = m.stats();
+      while (m.size() < target) m[rng()] = 0;
+      const IndexStats after = m.stats();
+      const std::string what = std::to_string(n) + (erase ? " with erases" : "");
+      EXPECT_EQ(after.splits, before.splits) << what;
+      EXPECT_EQ(after.grows, before.grows) << what;
+      EXPECT_EQ(after.shrinks, before.shrinks) << what;
+      EXPECT_EQ(after.merges, before.merges) << what;
+      EXPECT_EQ(after.directory_doublings, before.directory_doublings) << what;
+    }
   }
+}
+
+// A map with room everywhere: reserve moves nothing (no rebuild of the whole map).
+TEST(ExtendibleHashMap, ReserveWithRoomEverywhereMovesNothing) {
+  U64Map m(100000);
+  std::mt19937_64 rng(11);
+  std::vector<std::pair<std::uint64_t, const std::uint64_t*>> where;
+  for (int i = 0; i < 50000; ++i) {
+    const std::uint64_t k = rng();
+    m[k] = k;
+    if (i % 97 == 0) where.push_back({k, &m.find(k)->second});
+  }
+  const IndexStats before = m.stats();
+  m.reserve(60000);
+  const IndexStats after = m.stats();
+  EXPECT_EQ(after.grows + after.splits + after.cleanups,
+            before.grows + before.splits + before.cleanups);
+  for (const auto& [k, p] : where) ASSERT_EQ(&m.find(k)->second, p) << k;
 }
 
 TEST(ExtendibleHashMap, SequentialKeysSpreadEvenly) {

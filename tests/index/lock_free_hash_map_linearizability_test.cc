@@ -230,7 +230,7 @@ void expect_caught() {
         }
       }
     }).detach();
-    // Release builds catch both broken orders within ~35 rounds (~2 s); the budget leaves
+    // Release builds catch each broken order within ~35 rounds (~2 s); the budget leaves
     // room for TSan (10-20x slower) on a loaded machine, inside ctest's 600 s.
     const std::int64_t deadline = now_s() + 400;
     for (int round = 0; round < 2000 && now_s() < deadline; ++round) {

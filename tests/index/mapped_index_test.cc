@@ -15,6 +15,7 @@
 
 #include "index/extendible_hash_map.h"
 #include "tests/index/format_fixtures.h"
+#include "tests/temp_path.h"
 #include "util/file.h"
 
 namespace sisu {
@@ -154,8 +155,6 @@ TEST(MappedIndex, DamageNeverGivesAWrongValue) {
   EXPECT_TRUE(View::open(garbage.data(), garbage.size(), "garbage", &v).is_corruption());
 }
 
-// Checksums good, but an overflow filter hides an entry: the table answers corruption, never
-// "not found" for a key that is there.
 // An empty index is a header and a footer. Bytes between them, which no checksum covers,
 // and a header claiming a directory without tables are corruption, for the view and for
 // the map's load alike (IndexFile::verify already said so).
@@ -181,7 +180,7 @@ TEST(MappedIndex, AnEmptyIndexIsOnlyAHeaderAndAFooter) {
   h.crc = crc32c::value(&h, offsetof(f::FileHeader, crc));
   std::memcpy(deep.data(), &h, sizeof(h));
 
-  const std::string path = ::testing::TempDir() + "/sisu_empty_index.idx";
+  const std::string path = testing_support::test_temp_path("sisu_empty_index");
   for (const std::string* bad : {&padded, &deep}) {
     const Status opened = View::open(bad->data(), bad->size(), "bad", &v);
     EXPECT_TRUE(opened.is_corruption()) << opened.to_string();
@@ -197,6 +196,8 @@ TEST(MappedIndex, AnEmptyIndexIsOnlyAHeaderAndAFooter) {
   std::remove(path.c_str());
 }
 
+// Checksums good, but an overflow filter hides an entry: the table answers corruption, never
+// "not found" for a key that is there.
 TEST(MappedIndex, AFilterThatCutsOffAnEntryIsCorruption) {
   const Map m = make_map(20000);
   std::string img = image_of(m);

@@ -258,14 +258,18 @@ class ExtendibleHashMap {
   }
 
   // Makes room for n entries: inserting up to n entries (spread by the hash) then grows no
-  // table. A filled map grows or splits only the tables short of room for their share of
-  // the new entries (make_room_for); tables with an overflow chain (keys the hash does not
-  // spread) are left as they are. If it throws, the map holds the same entries.
+  // table. To more than double its entries, a filled map is rebuilt (one copy of each entry,
+  // fewer than the inserts to come). Otherwise it grows or splits only the tables short of
+  // room for their share of the new entries (make_room_for); tables with an overflow chain
+  // (keys the hash does not spread) are left as they are, and if it throws, the map holds
+  // the same entries.
   void reserve(std::size_t n) {
     if (n <= size_) return;
     if (size_ == 0) {
       destroy_all();
       build_for(n);
+    } else if (n - size_ > size_) {
+      rebuild_for(n);
     } else {
       make_room_for(n - size_);
     }

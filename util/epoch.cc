@@ -25,6 +25,15 @@ std::atomic<ThreadRecord*> registry{nullptr};
 std::atomic<EpochRetired*> pending_head{nullptr};
 std::atomic<std::size_t> pending_count{0};
 
+// The lists a collector holds while it works (under collect_mu): what is left to look at,
+// and what it keeps for later. Only so that they stay reachable from a global: a leak
+// checker at exit that does not see the collecting thread's registers (the background
+// collector runs at idle priority and may be anywhere in its loop) would otherwise report
+// every object in hand as leaked. (A clean-clone ASan run did once: a LockFreeHashMap's
+// retired tables, all of them, as a direct leak and its successors.)
+std::atomic<EpochRetired*> in_hand{nullptr};
+std::atomic<EpochRetired*> kept_in_hand{nullptr};
+
 // Set when this thread's record was given back at exit; a pin after that (from another
 // thread_local's destructor) takes a record that is never given back rather than registering a
 // second exit hook during thread teardown.
@@ -97,6 +106,7 @@ std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr, bool wait =
   EpochRetired* list = pending_head.exchange(nullptr, std::memory_order_acquire);
   bool heavy_left = false;
   if (list == nullptr) return 0;
+  in_hand.store(list, std::memory_order_relaxed);
   const std::uint64_t e = global_epoch.load(std::memory_order_seq_cst);
   EpochRetired* keep_first = nullptr;
   EpochRetired* keep_last = nullptr;
@@ -106,6 +116,7 @@ std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr, bool wait =
     list = list->next_retired;
     const bool due = item->retire_epoch + 2 <= e;
     if (due && (heavy || !item->heavy)) {
+      in_hand.store(list, std::memory_order_relaxed);
       item->reclaim(item);
       ++reclaimed;
     } else {
@@ -113,9 +124,13 @@ std::size_t collect_impl(bool heavy, bool* heavy_left_out = nullptr, bool wait =
       item->next_retired = keep_first;
       keep_first = item;
       if (keep_last == nullptr) keep_last = item;
+      kept_in_hand.store(keep_first, std::memory_order_relaxed);
+      in_hand.store(list, std::memory_order_relaxed);
     }
   }
   if (keep_first != nullptr) push_pending(keep_first, keep_last);
+  kept_in_hand.store(nullptr, std::memory_order_relaxed);
+  in_hand.store(nullptr, std::memory_order_relaxed);
   pending_count.fetch_sub(reclaimed, std::memory_order_relaxed);
   if (heavy_left_out != nullptr) *heavy_left_out = heavy_left;
   return reclaimed;

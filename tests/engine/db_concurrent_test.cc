@@ -165,8 +165,11 @@ TEST(DbConcurrent, SameKeysFromManyWritersMatchTheLog) {
   for (int round = 0; round < kRounds; ++round) {
     const std::string key = "hot" + std::to_string(round);
     std::vector<std::thread> threads;
+    std::atomic<int> ready{0};  // the round's writers start together, so that they overlap
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < kThreads) std::this_thread::yield();
         for (int i = 0; i < kWrites; ++i) {
           const std::string v = std::to_string(t) + ":" + std::to_string(i);
           Status s;

@@ -756,15 +756,18 @@ Status DB::open(const Options& options, const std::string& dir, std::unique_ptr<
   impl->env = options.env != nullptr ? options.env : Env::posix();
   impl->dir = dir;
   if (options.memtable_bytes == 0) return Status::invalid_argument("memtable_bytes is 0");
-  if (options.create_if_missing && !impl->env->file_exists(dir)) {
-    if (Status s = impl->env->create_dir(dir); !s.ok()) return s;
-    // The new directory's own entry must be durable too: every sync inside it is worth
-    // nothing if a power loss takes the directory away. (Only when open made it: an existing
+  if (options.create_if_missing) {
+    const bool existed = impl->env->file_exists(dir);
+    if (Status s = impl->env->create_dir(dir); !s.ok()) return s;  // also: is it a directory?
+    // A new directory's own entry must be durable too: every sync inside it is worth nothing
+    // if a power loss takes the directory away. (Only when open made it: an existing
     // database's parent may not even be readable.)
-    std::filesystem::path path = std::filesystem::path(dir).lexically_normal();
-    if (!path.has_filename()) path = path.parent_path();  // "db/" -> "db"
-    const std::string parent = path.has_parent_path() ? path.parent_path().string() : ".";
-    if (Status s = impl->env->sync_dir(parent); !s.ok()) return s;
+    if (!existed) {
+      std::filesystem::path path = std::filesystem::path(dir).lexically_normal();
+      if (!path.has_filename()) path = path.parent_path();  // "db/" -> "db"
+      const std::string parent = path.has_parent_path() ? path.parent_path().string() : ".";
+      if (Status s = impl->env->sync_dir(parent); !s.ok()) return s;
+    }
   }
   if (!impl->env->file_exists(dir)) return Status::invalid_argument(dir + ": does not exist");
   if (Status s = impl->env->lock_file(dir + "/LOCK", &impl->lock); !s.ok()) return s;

@@ -471,6 +471,13 @@ TEST_F(DbTest, CreatingADatabaseSyncsItsParentDirectory) {
   ASSERT_TRUE(DB::open(options_, dir_, &db_).ok());
   EXPECT_EQ(env.dir_syncs(parent), before);
   db_.reset();  // before `env`, which its background threads use
+  // A path that exists but is no directory is a clear error.
+  fs::remove_all(dir_);
+  { std::ofstream(dir_) << "x"; }
+  const Status s = DB::open(options_, dir_, &db_);
+  EXPECT_TRUE(s.is_invalid_argument()) << s.to_string();
+  EXPECT_NE(s.to_string().find("not a directory"), std::string::npos) << s.to_string();
+  fs::remove(dir_);
 }
 
 // A MANIFEST that was renamed into place but whose directory sync failed may be the one a

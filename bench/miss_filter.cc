@@ -51,8 +51,8 @@ void measure(std::size_t n, const std::vector<std::uint64_t>& misses) {
         0, sisu::Hash<std::uint64_t>(kSeed));
     for (std::uint64_t k : keys) m[k] = k;
     const sisu::IndexStats s = m.stats();
-    // 32 bytes of metadata per group of 15 slots.
-    const double meta = static_cast<double>(s.capacity) / 15 * 32;
+    const double meta = static_cast<double>(s.capacity) / sisu::index_internal::kGroupSlots *
+                        sisu::index_internal::kGroupMetaBytes;
     char extra[64];
     std::snprintf(extra, sizeof extra, "(%.3f groups per miss)", s.mean_miss_probe_groups);
     row("sisu", n, s.load_factor, meta, compares_per_miss(m, misses), extra);

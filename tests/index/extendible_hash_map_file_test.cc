@@ -316,30 +316,25 @@ TEST(IndexFile, VerifyReportsEveryDirectoryOverlapAndGap) {
   for (std::uint64_t k = 0; k < 20000; ++k) m[k] = k;
   ASSERT_GE(m.stats().global_depth, 2u);
   ASSERT_TRUE(m.save(dir.file("d.idx")).ok());
-  std::vector<char> bytes = read_bytes(dir.file("d.idx"));
+  const std::vector<char> bytes = read_bytes(dir.file("d.idx"));
+  std::string image(bytes.begin(), bytes.end());
   f::FileHeader h;
-  std::memcpy(&h, bytes.data(), sizeof(h));
-  const std::uint64_t group_bytes =
-      index_internal::kGroupMetaBytes + index_internal::kGroupSlots * std::uint64_t{h.slot_bytes};
-  std::uint64_t offset = sizeof(h);
+  std::memcpy(&h, image.data(), sizeof(h));
+  std::uint32_t n = 0;
   f::TableHeader first{};
-  for (std::uint32_t n = 0; n < h.tables; ++n) {
-    f::TableHeader th;
-    std::memcpy(&th, bytes.data() + offset, sizeof(th));
-    const std::uint64_t payload = th.groups * group_bytes;
-    if (n == 0) first = th;
-    if (n + 1 == h.tables) {  // the last table takes the first one's place
-      ASSERT_NE(th.prefix, first.prefix);
-      th.prefix = first.prefix;
-      th.local_depth = first.local_depth;
-      th.crc = 0;
-      th.crc = crc32c::extend(crc32c::value(&th, sizeof(th)), bytes.data() + offset + sizeof(th),
-                              payload);
-      std::memcpy(bytes.data() + offset, &th, sizeof(th));
-    }
-    offset += sizeof(th) + payload;
-  }
-  write_bytes(dir.file("d.idx"), bytes);
+  std::uint64_t last_prefix = 0;
+  ASSERT_TRUE(testing_support::damage_a_table(
+      &image, [&](f::TableHeader& th, std::uint8_t*, const std::uint16_t*) {
+        if (n++ == 0) first = th;
+        if (n < h.tables) return false;
+        // The last table takes the first one's place.
+        last_prefix = th.prefix;
+        th.prefix = first.prefix;
+        th.local_depth = first.local_depth;
+        return true;
+      }));
+  ASSERT_NE(last_prefix, first.prefix);
+  write_bytes(dir.file("d.idx"), std::vector<char>(image.begin(), image.end()));
   IndexFile view;
   ASSERT_TRUE(IndexFile::open(dir.file("d.idx"), &view).ok());
   std::string all;
